@@ -1,0 +1,1 @@
+//! Compatibility tests with real Kafka clients live in tests/.
