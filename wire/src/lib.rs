@@ -10,7 +10,9 @@
 //!
 //! Message bodies are the `kafka-protocol` crate's generated types, re-exported as [`kp`].
 
+pub mod alloc_guard;
 pub mod batch;
+pub mod decode;
 pub mod frame;
 pub mod header;
 pub mod registry;
