@@ -1,1 +1,160 @@
-fn main() {}
+//! `oxbow`: a Kafka-protocol broker on its own log engine.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use oxbow_storage::Storage;
+
+mod broker;
+mod config;
+mod fetch_session;
+mod groups;
+mod handlers;
+mod producer_ids;
+mod server;
+mod topics;
+
+/// Keeps a hostile array length in a request from aborting the process (see the module docs).
+#[global_allocator]
+static ALLOC: oxbow_wire::alloc_guard::GuardedAlloc = oxbow_wire::alloc_guard::GuardedAlloc;
+
+#[derive(Parser, Debug)]
+#[command(name = "oxbow", version, about = "A Kafka-compatible broker in one binary")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the broker.
+    Serve {
+        /// A Kafka `server.properties` file.
+        config: Option<PathBuf>,
+        /// `key=value` with Kafka's config key names; beats the file and the environment.
+        #[arg(long = "override", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        /// Development mode: auto-create on, no initial rebalance delay, acks from page cache.
+        #[arg(long)]
+        dev: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("OXBOW_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve {
+            config,
+            overrides,
+            dev,
+        } => {
+            let cfg = match config::BrokerConfig::load(
+                config.as_deref(),
+                std::env::vars(),
+                &overrides,
+                dev,
+            ) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("oxbow: configuration error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("oxbow")
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("oxbow: cannot start runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(serve(cfg)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("oxbow: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+async fn serve(cfg: config::BrokerConfig) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let durability = match cfg.durability {
+        config::DurabilityMode::Fsync => oxbow_storage::Durability::Fsync,
+        config::DurabilityMode::Relaxed {
+            flush_interval_messages,
+            flush_interval_ms,
+        } => oxbow_storage::Durability::Relaxed {
+            flush_interval_messages,
+            flush_interval_ms,
+        },
+    };
+    tracing::info!(?durability, log_dirs = ?cfg.log_dirs, "starting");
+    let (storage, report) = oxbow_storage::LogManager::open(oxbow_storage::StorageConfig {
+        log_dirs: cfg.log_dirs.clone(),
+        durability,
+        retention_check_interval_ms: cfg.retention_check_interval_ms,
+    })?;
+    tracing::info!(report = ?report, "storage recovered");
+    let broker = broker::Broker::open(cfg, storage.clone())?;
+    storage.start_background();
+    let groups = groups::Groups::open(&broker)?;
+    let _ = broker.groups.set(groups);
+    tokio::spawn(groups::Groups::run_ticker(broker.clone()));
+    let bound = server::bind(&broker).await?;
+    let advertised: Vec<_> = bound.iter().map(|b| b.advertised.clone()).collect();
+    let _ = broker.advertised.set(advertised.clone());
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(server::serve(broker.clone(), bound, shutdown_rx));
+
+    // The one stable line tools and tests wait for.
+    let line: Vec<String> = advertised
+        .iter()
+        .map(|a| format!("{}://{}:{}", a.name, a.host, a.port))
+        .collect();
+    println!("oxbow ready {}", line.join(" "));
+    tracing::info!(
+        startup_ms = started.elapsed().as_millis() as u64,
+        cluster_id = %broker.cluster_id,
+        node_id = broker.config.node_id,
+        "ready"
+    );
+
+    wait_for_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    let _ = shutdown_tx.send(true);
+    let _ = server.await;
+    storage.shutdown()?;
+    tracing::info!("clean shutdown complete");
+    let _ = Arc::strong_count(&broker);
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

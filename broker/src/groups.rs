@@ -1,0 +1,257 @@
+//! Drives the pure group coordinator (`oxbow_coordinator`) from the network and persists what it
+//! returns in the internal topic `__consumer_offsets`.
+//!
+//! Every group request goes through [`Groups::call`]: under the coordinator lock the request is
+//! applied and the resulting records are appended to the group's `__consumer_offsets` partition
+//! (so the log order is the order in which state changed); then, outside the lock, the broker
+//! waits until those records are durable and only then hands out the responses. Responses may
+//! answer earlier requests too (a JoinGroup completes when the rebalance does), so each request
+//! parks a oneshot channel under its request id until its answer arrives.
+//!
+//! A ticker task wakes at the coordinator's next deadline (session expiry, rebalance timeout,
+//! initial delay, offsets retention) and feeds `tick(now)` through the same path.
+//!
+//! On start-up every `__consumer_offsets` partition is read from its start and each record is
+//! replayed, before the listeners open, so committed offsets and groups survive restarts and
+//! `kill -9`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use oxbow_coordinator::{GroupConfig, GroupCoordinator, Output, Record, RequestContext, Response};
+use oxbow_storage::{AppendOptions, PartitionLog};
+use tokio::sync::{oneshot, Notify};
+
+use crate::broker::Broker;
+use crate::handlers::{now_ms, BoxFuture, RequestCtx};
+
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Largest read while loading, per step.
+const LOAD_READ_BYTES: usize = 4 << 20;
+
+pub struct Groups {
+    /// A `std` mutex: coordinator calls are pure and short, and nothing awaits while it is held.
+    coordinator: Mutex<GroupCoordinator>,
+    /// Requests waiting for their response, by request id.
+    waiters: Mutex<HashMap<u64, oneshot::Sender<Response>>>,
+    next_request_id: AtomicU64,
+    partitions: i32,
+    /// Wakes the ticker when a call may have moved the next deadline earlier.
+    wake: Notify,
+}
+
+impl std::fmt::Debug for Groups {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Groups")
+            .field("partitions", &self.partitions)
+            .finish()
+    }
+}
+
+impl Groups {
+    /// Creates the coordinator; `__consumer_offsets` is created if missing and replayed.
+    pub fn open(broker: &Broker) -> anyhow::Result<Groups> {
+        let c = &broker.config;
+        let partitions = c.offsets_topic_num_partitions.max(1);
+        let config = GroupConfig {
+            initial_rebalance_delay_ms: c.group_initial_rebalance_delay_ms,
+            min_session_timeout_ms: c.group_min_session_timeout_ms as i32,
+            max_session_timeout_ms: c.group_max_session_timeout_ms as i32,
+            offsets_retention_ms: c.offsets_retention_ms,
+            offsets_topic_partitions: partitions,
+            member_id_seed: uuid::Uuid::new_v4().as_u64_pair().0,
+            ..GroupConfig::default()
+        };
+        let mut coordinator = GroupCoordinator::new(config);
+        let topic = match broker.topics.get(OFFSETS_TOPIC) {
+            Some(t) => t,
+            None => {
+                let configs: BTreeMap<String, String> = [
+                    ("cleanup.policy", "compact"),
+                    ("segment.bytes", "104857600"),
+                    ("compression.type", "producer"),
+                ]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+                broker
+                    .create_topic(OFFSETS_TOPIC, partitions, configs, false)
+                    .map_err(|e| anyhow::anyhow!("creating {OFFSETS_TOPIC}: {}", e.message))?
+            }
+        };
+        let mut loaded = 0usize;
+        for p in 0..topic.partitions {
+            let Some(log) = broker.partition(OFFSETS_TOPIC, p) else {
+                continue;
+            };
+            loaded += load_partition(log.as_ref(), &mut coordinator)?;
+        }
+        tracing::info!(records = loaded, "group coordinator loaded");
+        Ok(Groups {
+            coordinator: Mutex::new(coordinator),
+            waiters: Mutex::new(HashMap::new()),
+            next_request_id: AtomicU64::new(1),
+            partitions: topic.partitions,
+            wake: Notify::new(),
+        })
+    }
+
+    /// Applies one request and returns a future of its response.
+    pub fn call<R: Send + 'static>(
+        broker: &Arc<Broker>,
+        ctx: &RequestCtx,
+        apply: impl FnOnce(&mut GroupCoordinator, &RequestContext<'_>) -> Output,
+        extract: fn(Response) -> Option<R>,
+        fallback: fn() -> R,
+    ) -> BoxFuture<R> {
+        let groups = broker.groups();
+        let id = groups.next_request_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        groups.waiters.lock().unwrap().insert(id, tx);
+        let host = format!("/{}", ctx.peer.ip());
+        let rc = RequestContext {
+            request_id: id,
+            api_version: ctx.api_version,
+            client_id: &ctx.client_id,
+            client_host: &host,
+            now_ms: now_ms(),
+        };
+        let pending = {
+            let mut c = groups.coordinator.lock().unwrap();
+            let out = apply(&mut c, &rc);
+            groups.persist(broker, out)
+        };
+        groups.wake.notify_one();
+        let broker = broker.clone();
+        Box::pin(async move {
+            broker.groups().deliver(pending).await;
+            match rx.await.ok().and_then(extract) {
+                Some(r) => r,
+                None => {
+                    tracing::error!("group coordinator dropped a request");
+                    fallback()
+                }
+            }
+        })
+    }
+
+    /// Appends an output's records (caller holds the coordinator lock, keeping log order equal
+    /// to state order) and returns what must happen once they are durable.
+    fn persist(&self, broker: &Broker, out: Output) -> PendingDelivery {
+        let mut waits = Vec::new();
+        let mut by_partition: BTreeMap<i32, Vec<(Option<Bytes>, Option<Bytes>)>> = BTreeMap::new();
+        for r in &out.records {
+            let p = GroupCoordinator::partition_for(r.group_id(), self.partitions);
+            let (k, v) = r.encode();
+            by_partition.entry(p).or_default().push((Some(k), v));
+        }
+        let now = now_ms();
+        for (p, records) in by_partition {
+            let Some(log) = broker.partition(OFFSETS_TOPIC, p) else {
+                tracing::error!(partition = p, "__consumer_offsets partition missing");
+                continue;
+            };
+            let batch = oxbow_wire::batch::build_batch(0, now, &records);
+            let opts = AppendOptions {
+                now_ms: now,
+                leader_epoch: 0,
+                log_append_time: false,
+            };
+            match log.append(batch, &opts) {
+                Ok(a) => waits.push((log, a.last_offset)),
+                Err(e) => tracing::error!(partition = p, error = %e, "cannot persist group records"),
+            }
+        }
+        PendingDelivery {
+            waits,
+            responses: out.responses,
+        }
+    }
+
+    /// Waits for durability, then answers the waiting requests.
+    async fn deliver(&self, pending: PendingDelivery) {
+        for (log, offset) in pending.waits {
+            if let Err(e) = log.wait_visible(offset).await {
+                tracing::error!(error = %e, "group records did not become durable");
+            }
+        }
+        let mut waiters = self.waiters.lock().unwrap();
+        for (id, resp) in pending.responses {
+            if let Some(tx) = waiters.remove(&id) {
+                let _ = tx.send(resp);
+            }
+        }
+    }
+
+    /// Runs the coordinator's timers until the process ends.
+    pub async fn run_ticker(broker: Arc<Broker>) {
+        let groups = broker.groups();
+        loop {
+            let deadline = groups.coordinator.lock().unwrap().next_deadline_ms();
+            let wait_ms = match deadline {
+                Some(d) => (d - now_ms()).clamp(0, 60_000) as u64,
+                None => 60_000,
+            };
+            if wait_ms > 0 {
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(wait_ms)) => {}
+                    _ = groups.wake.notified() => continue,
+                }
+            }
+            let pending = {
+                let mut c = groups.coordinator.lock().unwrap();
+                let out = c.tick(now_ms());
+                groups.persist(&broker, out)
+            };
+            groups.deliver(pending).await;
+        }
+    }
+}
+
+struct PendingDelivery {
+    waits: Vec<(Arc<dyn PartitionLog>, i64)>,
+    responses: Vec<(u64, Response)>,
+}
+
+/// Replays every record of one `__consumer_offsets` partition. Undecodable records (a newer
+/// schema) are skipped with a warning, as Kafka skips unknown record versions.
+fn load_partition(log: &dyn PartitionLog, c: &mut GroupCoordinator) -> anyhow::Result<usize> {
+    let mut offset = log.log_start_offset();
+    let end = log.high_watermark();
+    let mut count = 0;
+    while offset < end {
+        let read = log.read(offset, LOAD_READ_BYTES)?;
+        if read.records.is_empty() {
+            break;
+        }
+        let mut buf = read.records.clone();
+        let sets = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut buf)?;
+        for set in sets {
+            for rec in set.records {
+                if rec.offset < offset {
+                    continue;
+                }
+                offset = rec.offset + 1;
+                if rec.control {
+                    continue;
+                }
+                let Some(key) = rec.key.as_ref() else { continue };
+                match Record::decode(key, rec.value.as_deref()) {
+                    Ok(r) => {
+                        c.replay(&r);
+                        count += 1;
+                    }
+                    Err(e) => tracing::warn!(offset = rec.offset, error = %e, "skipping group record"),
+                }
+            }
+        }
+        // Batches carry their last offset; move past empty tails too.
+        for (_, h) in oxbow_wire::batch::BatchIter::new(&read.records) {
+            offset = offset.max(h.last_offset() + 1);
+        }
+    }
+    Ok(count)
+}

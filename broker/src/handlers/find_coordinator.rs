@@ -1,0 +1,75 @@
+//! FindCoordinator: this node coordinates every group. Transaction coordinators (key type 1)
+//! answer COORDINATOR_NOT_AVAILABLE until transactions exist. v4+ batches keys.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{ApiKey, BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+use kafka_protocol::ResponseError;
+use oxbow_wire::registry::ApiSpec;
+
+use super::metadata::self_broker;
+use super::{str_bytes, Handler, HandlerError, Reply, RequestCtx};
+use crate::broker::Broker;
+
+pub struct FindCoordinator;
+
+const KEY_TYPE_GROUP: i8 = 0;
+
+impl Handler for FindCoordinator {
+    type Request = FindCoordinatorRequest;
+    type Response = FindCoordinatorResponse;
+    const SPEC: ApiSpec = ApiSpec::of::<FindCoordinatorRequest>(ApiKey::FindCoordinator);
+
+    async fn handle(
+        broker: &Arc<Broker>,
+        ctx: &RequestCtx,
+        req: FindCoordinatorRequest,
+    ) -> Result<Reply<FindCoordinatorResponse>, HandlerError> {
+        let (host, port) = self_broker(broker, &ctx.listener);
+        let node = BrokerId(broker.config.node_id);
+        let answer = |key: &str| -> (ResponseError, Option<String>) {
+            if req.key_type != KEY_TYPE_GROUP {
+                return (
+                    ResponseError::CoordinatorNotAvailable,
+                    Some("Transactions are not supported by this Oxbow version".into()),
+                );
+            }
+            if key.is_empty() {
+                return (ResponseError::InvalidRequest, Some("Empty group id".into()));
+            }
+            (ResponseError::Unknown(0), None)
+        };
+        let code = |e: ResponseError| if e == ResponseError::Unknown(0) { 0 } else { e.code() };
+        if ctx.api_version >= 4 {
+            let coordinators = req
+                .coordinator_keys
+                .iter()
+                .map(|k| {
+                    let (err, msg) = answer(k.as_str());
+                    let ok = code(err) == 0;
+                    Coordinator::default()
+                        .with_key(k.clone())
+                        .with_node_id(if ok { node } else { BrokerId(-1) })
+                        .with_host(str_bytes(if ok { host.clone() } else { String::new() }))
+                        .with_port(if ok { port } else { -1 })
+                        .with_error_code(code(err))
+                        .with_error_message(msg.map(str_bytes))
+                })
+                .collect();
+            return Ok(Reply::Now(
+                FindCoordinatorResponse::default().with_coordinators(coordinators),
+            ));
+        }
+        let (err, msg) = answer(req.key.as_str());
+        let ok = code(err) == 0;
+        Ok(Reply::Now(
+            FindCoordinatorResponse::default()
+                .with_error_code(code(err))
+                .with_error_message(msg.map(str_bytes))
+                .with_node_id(if ok { node } else { BrokerId(-1) })
+                .with_host(str_bytes(if ok { host } else { String::new() }))
+                .with_port(if ok { port } else { -1 }),
+        ))
+    }
+}

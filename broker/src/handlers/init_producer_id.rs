@@ -1,0 +1,62 @@
+//! InitProducerId for idempotent producers (no transactional id).
+//!
+//! A fresh call gets a producer id never handed out before (see `producer_ids`). A producer that
+//! re-initialises with its current id and epoch (KIP-360, librdkafka and Java do this after some
+//! sequence errors) gets the same id with the epoch bumped, so that the partitions reset its
+//! sequence numbers; at the epoch's limit it gets a new id instead. Transactional ids are
+//! refused with Kafka's error until the transaction coordinator exists.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+use kafka_protocol::ResponseError;
+use oxbow_wire::registry::ApiSpec;
+
+use super::{Handler, HandlerError, Reply, RequestCtx};
+use crate::broker::Broker;
+
+pub struct InitProducerId;
+
+impl Handler for InitProducerId {
+    type Request = InitProducerIdRequest;
+    type Response = InitProducerIdResponse;
+    const SPEC: ApiSpec = ApiSpec::of::<InitProducerIdRequest>(ApiKey::InitProducerId);
+
+    async fn handle(
+        broker: &Arc<Broker>,
+        _ctx: &RequestCtx,
+        req: InitProducerIdRequest,
+    ) -> Result<Reply<InitProducerIdResponse>, HandlerError> {
+        let resp = InitProducerIdResponse::default()
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1)
+            .with_ongoing_txn_producer_id(ProducerId(-1))
+            .with_ongoing_txn_producer_epoch(-1);
+        if req.transactional_id.is_some() {
+            // Transactions are a later milestone: answer as a broker without a transaction
+            // coordinator would.
+            return Ok(Reply::Now(
+                resp.with_error_code(ResponseError::CoordinatorNotAvailable.code()),
+            ));
+        }
+        let pid = req.producer_id.0;
+        let bump = pid >= 0
+            && req.producer_epoch >= 0
+            && req.producer_epoch < i16::MAX - 1
+            && broker.producer_ids.was_issued(pid);
+        let result = if bump {
+            Ok((pid, req.producer_epoch + 1))
+        } else {
+            broker.producer_ids.next_id().map(|id| (id, 0))
+        };
+        Ok(Reply::Now(match result {
+            Ok((id, epoch)) => resp
+                .with_producer_id(ProducerId(id))
+                .with_producer_epoch(epoch),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot persist producer id block");
+                resp.with_error_code(ResponseError::KafkaStorageError.code())
+            }
+        }))
+    }
+}

@@ -1,0 +1,290 @@
+//! One handler per Kafka API, registered in [`TABLE`].
+//!
+//! The table is the single source of truth: dispatch looks handlers up in it, and ApiVersions
+//! is built from it, so the broker can never advertise an API it does not handle. Each handler
+//! declares the version range it implements (from `kafka-protocol`'s `VERSIONS` for its request
+//! type).
+//!
+//! Handlers run in two phases. `handle` runs in request order on the connection's task (so, for
+//! example, the appends of pipelined produce requests happen in the order they were sent, which
+//! idempotent producers rely on). It returns a [`Reply`]: either the response now, or a future
+//! that finishes later (a produce waiting for fsync, a fetch long-polling for data). Later
+//! replies are awaited in order by the connection's writer, so responses still go out in request
+//! order while the next request is already being applied.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::{Decodable, Encodable};
+
+use oxbow_wire::registry::ApiSpec;
+
+use crate::broker::Broker;
+
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_records;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
+pub mod describe_log_dirs;
+pub mod describe_topic_partitions;
+pub mod fetch;
+pub mod incremental_alter_configs;
+pub mod alter_configs;
+pub mod delete_groups;
+pub mod describe_groups;
+pub mod find_coordinator;
+pub mod heartbeat;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
+pub mod sync_group;
+pub mod init_producer_id;
+pub mod list_offsets;
+pub mod list_partition_reassignments;
+pub mod metadata;
+pub mod offset_for_leader_epoch;
+pub mod produce;
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// What a connection knows about itself, passed to every handler.
+#[derive(Debug, Clone)]
+pub struct RequestCtx {
+    /// Name of the listener the client connected to; Metadata answers with its advertised address.
+    pub listener: Arc<str>,
+    pub peer: SocketAddr,
+    pub client_id: Arc<str>,
+    pub api_version: i16,
+    pub correlation_id: i32,
+}
+
+/// A handler's answer.
+pub enum Reply<R> {
+    Now(R),
+    Later(BoxFuture<R>),
+    /// No response at all (produce with acks=0).
+    Nothing,
+}
+
+/// Why a request could not be answered. Every variant closes the connection, as Kafka does for
+/// a request it cannot parse; per-partition problems are error codes inside responses instead.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error("cannot decode {api:?} v{version}: {source}")]
+    Decode {
+        api: ApiKey,
+        version: i16,
+        source: oxbow_wire::decode::DecodeError,
+    },
+    #[error("cannot encode {api:?} v{version} response: {source}")]
+    Encode {
+        api: ApiKey,
+        version: i16,
+        source: anyhow::Error,
+    },
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// One API: its request and response types, its version range, and how it is answered.
+pub trait Handler: Send + Sync + 'static {
+    type Request: Decodable + Send + 'static;
+    type Response: Encodable + Send + 'static;
+    const SPEC: ApiSpec;
+    fn handle(
+        broker: &Arc<Broker>,
+        ctx: &RequestCtx,
+        req: Self::Request,
+    ) -> impl Future<Output = Result<Reply<Self::Response>, HandlerError>> + Send;
+}
+
+/// A response body, encoded, or nothing.
+pub type Encoded = Option<Bytes>;
+
+type CallFn = fn(Arc<Broker>, RequestCtx, Bytes) -> BoxFuture<Result<Reply<Encoded>, HandlerError>>;
+
+pub struct Entry {
+    pub spec: ApiSpec,
+    call: CallFn,
+}
+
+fn encode<R: Encodable>(resp: &R, api: ApiKey, version: i16) -> Result<Bytes, HandlerError> {
+    let mut buf = BytesMut::new();
+    resp.encode(&mut buf, version)
+        .map_err(|source| HandlerError::Encode {
+            api,
+            version,
+            source,
+        })?;
+    Ok(buf.freeze())
+}
+
+fn call<H: Handler>(
+    broker: Arc<Broker>,
+    ctx: RequestCtx,
+    body: Bytes,
+) -> BoxFuture<Result<Reply<Encoded>, HandlerError>> {
+    Box::pin(async move {
+        let version = ctx.api_version;
+        let api = H::SPEC.key;
+        let req = oxbow_wire::decode::decode_checked::<H::Request>(api, version, body)
+            .map_err(|source| HandlerError::Decode {
+                api,
+                version,
+                source,
+            })?;
+        Ok(match H::handle(&broker, &ctx, req).await? {
+            Reply::Now(r) => Reply::Now(Some(encode(&r, api, version)?)),
+            Reply::Nothing => Reply::Nothing,
+            Reply::Later(fut) => Reply::Later(Box::pin(async move {
+                match encode(&fut.await, api, version) {
+                    Ok(b) => Some(b),
+                    Err(e) => {
+                        tracing::error!(error = %e, "dropping response that failed to encode");
+                        None
+                    }
+                }
+            })),
+        })
+    })
+}
+
+const fn entry<H: Handler>() -> Entry {
+    Entry {
+        spec: H::SPEC,
+        call: call::<H>,
+    }
+}
+
+/// Every API the broker answers. ApiVersions is generated from this list.
+pub static TABLE: &[Entry] = &[
+    entry::<produce::Produce>(),
+    entry::<fetch::Fetch>(),
+    entry::<list_offsets::ListOffsets>(),
+    entry::<metadata::Metadata>(),
+    entry::<api_versions::ApiVersions>(),
+    entry::<create_topics::CreateTopics>(),
+    entry::<delete_topics::DeleteTopics>(),
+    entry::<delete_records::DeleteRecords>(),
+    entry::<init_producer_id::InitProducerId>(),
+    entry::<offset_for_leader_epoch::OffsetForLeaderEpoch>(),
+    entry::<describe_configs::DescribeConfigs>(),
+    entry::<alter_configs::AlterConfigs>(),
+    entry::<describe_log_dirs::DescribeLogDirs>(),
+    entry::<create_partitions::CreatePartitions>(),
+    entry::<incremental_alter_configs::IncrementalAlterConfigs>(),
+    entry::<list_partition_reassignments::ListPartitionReassignments>(),
+    entry::<describe_cluster::DescribeCluster>(),
+    entry::<describe_topic_partitions::DescribeTopicPartitions>(),
+    entry::<find_coordinator::FindCoordinator>(),
+    entry::<join_group::JoinGroup>(),
+    entry::<sync_group::SyncGroup>(),
+    entry::<heartbeat::Heartbeat>(),
+    entry::<leave_group::LeaveGroup>(),
+    entry::<offset_commit::OffsetCommit>(),
+    entry::<offset_fetch::OffsetFetch>(),
+    entry::<describe_groups::DescribeGroups>(),
+    entry::<list_groups::ListGroups>(),
+    entry::<delete_groups::DeleteGroups>(),
+    entry::<offset_delete::OffsetDelete>(),
+];
+
+/// Defines the handler of a group API: the request is applied by the group coordinator through
+/// `crate::groups::Groups::call`, and the response arrives once the records it wrote are durable
+/// (or, for JoinGroup and follower SyncGroups, once the rebalance completes).
+macro_rules! group_api {
+    ($name:ident, $req:ident, $resp:ident, $method:ident) => {
+        use std::sync::Arc;
+
+        use kafka_protocol::messages::{ApiKey, $req, $resp};
+        use oxbow_coordinator::Response;
+        use oxbow_wire::registry::ApiSpec;
+
+        use crate::broker::Broker;
+        use crate::groups::Groups;
+        use crate::handlers::{Handler, HandlerError, Reply, RequestCtx};
+
+        pub struct $name;
+
+        impl Handler for $name {
+            type Request = $req;
+            type Response = $resp;
+            const SPEC: ApiSpec = ApiSpec::of::<$req>(ApiKey::$name);
+
+            async fn handle(
+                broker: &Arc<Broker>,
+                ctx: &RequestCtx,
+                req: $req,
+            ) -> Result<Reply<$resp>, HandlerError> {
+                Ok(Reply::Later(Groups::call(
+                    broker,
+                    ctx,
+                    move |c, rc| c.$method(rc, &req),
+                    |r| match r {
+                        Response::$name(x) => Some(x),
+                        _ => None,
+                    },
+                    $resp::default,
+                )))
+            }
+        }
+    };
+}
+pub(crate) use group_api;
+
+pub fn specs() -> Vec<ApiSpec> {
+    TABLE.iter().map(|e| e.spec).collect()
+}
+
+pub fn lookup(key: ApiKey) -> Option<&'static Entry> {
+    TABLE.iter().find(|e| e.spec.key == key)
+}
+
+impl Entry {
+    pub fn dispatch(
+        &self,
+        broker: Arc<Broker>,
+        ctx: RequestCtx,
+        body: Bytes,
+    ) -> BoxFuture<Result<Reply<Encoded>, HandlerError>> {
+        (self.call)(broker, ctx, body)
+    }
+}
+
+/// Milliseconds since the epoch (handlers take `now` from here, in one place).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub fn str_bytes(s: impl Into<String>) -> kafka_protocol::protocol::StrBytes {
+    kafka_protocol::protocol::StrBytes::from_string(s.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_api_once_and_within_what_kafka_protocol_decodes() {
+        let mut seen = std::collections::HashSet::new();
+        for e in TABLE {
+            assert!(seen.insert(e.spec.key as i16), "{:?} twice", e.spec.key);
+            assert!(e.spec.min_version <= e.spec.max_version);
+        }
+        let produce = lookup(ApiKey::Produce).unwrap();
+        assert_eq!(produce.spec.min_version, 0, "Produce is advertised from v0 like Kafka 4");
+    }
+}

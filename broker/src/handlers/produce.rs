@@ -1,0 +1,250 @@
+//! Produce: validate each partition's batches, append them in request order, and answer once
+//! they are visible (fsynced, in the default durability mode) — or at once for acks=0.
+//!
+//! Batches stay opaque bytes (see `oxbow_wire::batch`): the broker checks the CRC, sizes and
+//! headers, and the storage engine rewrites only base offsets.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::produce_response::{
+    LeaderIdAndEpoch, PartitionProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::messages::{ApiKey, BrokerId, ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::ResponseError;
+use oxbow_storage::{AppendOptions, PartitionLog, StorageError};
+use oxbow_wire::batch::{validate_all, BatchError};
+use oxbow_wire::registry::ApiSpec;
+
+use super::{now_ms, str_bytes, Handler, HandlerError, Reply, RequestCtx};
+use crate::broker::Broker;
+
+pub struct Produce;
+
+/// The outcome of the ordered phase for one partition.
+struct Appended {
+    index: i32,
+    result: Result<(oxbow_storage::AppendResult, Arc<dyn PartitionLog>), (ResponseError, String)>,
+}
+
+fn storage_error(e: StorageError) -> (ResponseError, String) {
+    let code = match &e {
+        StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+        StorageError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        StorageError::CorruptBatch(_) => ResponseError::CorruptMessage,
+        StorageError::UnknownPartition(_) => ResponseError::UnknownTopicOrPartition,
+        _ => ResponseError::KafkaStorageError,
+    };
+    if code == ResponseError::KafkaStorageError {
+        tracing::error!(error = %e, "append failed");
+    }
+    (code, e.to_string())
+}
+
+/// Checks one partition's record set against the topic's limits and Kafka's rules.
+fn check_records(
+    records: &Bytes,
+    max_message_bytes: i64,
+    transactional_request: bool,
+    timestamp_bounds: Option<(i64, i64)>,
+) -> Result<(), (ResponseError, String)> {
+    let headers = validate_all(records).map_err(|e| match e {
+        BatchError::BadMagic { .. } => (
+            ResponseError::InvalidRecord,
+            "Produce requests with version 3+ must have magic 2".to_string(),
+        ),
+        e => (ResponseError::CorruptMessage, e.to_string()),
+    })?;
+    for h in &headers {
+        if h.total_len() as i64 > max_message_bytes {
+            return Err((
+                ResponseError::MessageTooLarge,
+                format!(
+                    "The batch size {} is larger than max.message.bytes {max_message_bytes}",
+                    h.total_len()
+                ),
+            ));
+        }
+        if h.is_control() {
+            return Err((
+                ResponseError::InvalidRecord,
+                "Control records cannot be produced by clients".into(),
+            ));
+        }
+        if h.is_transactional() || transactional_request {
+            return Err((
+                ResponseError::InvalidTxnState,
+                "Transactions are not supported by this Oxbow version".into(),
+            ));
+        }
+        if h.records_count == 0 {
+            return Err((
+                ResponseError::InvalidRecord,
+                "Batches must contain at least one record".into(),
+            ));
+        }
+        if let Some((lo, hi)) = timestamp_bounds {
+            for ts in [h.base_timestamp, h.max_timestamp] {
+                if ts >= 0 && (ts < lo || ts > hi) {
+                    return Err((
+                        ResponseError::InvalidTimestamp,
+                        format!("Timestamp {ts} of a batch is out of range [{lo}, {hi}]"),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Handler for Produce {
+    type Request = ProduceRequest;
+    type Response = ProduceResponse;
+    // Advertised from v0 like Kafka 4 (librdkafka turns compression off without v0); v0–2 cannot
+    // be decoded and close the connection with a logged error.
+    const SPEC: ApiSpec = ApiSpec::of::<ProduceRequest>(ApiKey::Produce).advertised_from(0);
+
+    async fn handle(
+        broker: &Arc<Broker>,
+        ctx: &RequestCtx,
+        req: ProduceRequest,
+    ) -> Result<Reply<ProduceResponse>, HandlerError> {
+        if ctx.api_version < 3 {
+            return Err(HandlerError::Refused(format!(
+                "Produce v{} is not supported (Kafka 4 requires v3+)",
+                ctx.api_version
+            )));
+        }
+        let acks = req.acks;
+        let now = now_ms();
+        let by_id = ctx.api_version >= 13;
+        let mut topics: Vec<(TopicName, uuid::Uuid, Vec<Appended>)> = Vec::new();
+        for t in req.topic_data {
+            let meta = if by_id {
+                broker.topics.by_id(t.topic_id)
+            } else {
+                broker.topics.get(t.name.0.as_str())
+            };
+            let unknown = if by_id {
+                ResponseError::UnknownTopicId
+            } else {
+                ResponseError::UnknownTopicOrPartition
+            };
+            let mut parts = Vec::with_capacity(t.partition_data.len());
+            for p in t.partition_data {
+                let index = p.index;
+                let fail = |code: ResponseError, msg: String| Appended {
+                    index,
+                    result: Err((code, msg)),
+                };
+                if !(-1..=1).contains(&acks) {
+                    parts.push(fail(ResponseError::InvalidRequiredAcks, String::new()));
+                    continue;
+                }
+                let Some(meta) = meta.as_ref() else {
+                    parts.push(fail(unknown, String::new()));
+                    continue;
+                };
+                let Some(log) = broker.partition(&meta.name, index) else {
+                    parts.push(fail(ResponseError::UnknownTopicOrPartition, String::new()));
+                    continue;
+                };
+                let records = p.records.unwrap_or_default();
+                let cfg = |k: &str| broker.topic_config_value(meta, k).unwrap_or_default();
+                let max_message_bytes: i64 = cfg("max.message.bytes").parse().unwrap_or(1_048_588);
+                let log_append_time = cfg("message.timestamp.type") == "LogAppendTime";
+                let bounds = (!log_append_time).then(|| {
+                    let before: i64 = cfg("message.timestamp.before.max.ms").parse().unwrap_or(i64::MAX);
+                    let after: i64 = cfg("message.timestamp.after.max.ms").parse().unwrap_or(i64::MAX);
+                    (now.saturating_sub(before), now.saturating_add(after))
+                });
+                if let Err((code, msg)) = check_records(
+                    &records,
+                    max_message_bytes,
+                    req.transactional_id.is_some(),
+                    bounds,
+                ) {
+                    parts.push(fail(code, msg));
+                    continue;
+                }
+                let opts = AppendOptions {
+                    now_ms: now,
+                    leader_epoch: 0,
+                    log_append_time,
+                };
+                let result = log
+                    .append(records, &opts)
+                    .map(|a| (a, log))
+                    .map_err(storage_error);
+                parts.push(Appended { index, result });
+            }
+            topics.push((t.name, t.topic_id, parts));
+        }
+
+        if acks == 0 {
+            // Kafka closes the connection when an acks=0 produce fails, since it cannot answer.
+            let failed = topics
+                .iter()
+                .flat_map(|(_, _, ps)| ps)
+                .find_map(|p| p.result.as_ref().err());
+            if let Some((code, msg)) = failed {
+                return Err(HandlerError::Refused(format!(
+                    "acks=0 produce failed with {code:?}: {msg}"
+                )));
+            }
+            return Ok(Reply::Nothing);
+        }
+
+        let timeout = Duration::from_millis(req.timeout_ms.clamp(0, 300_000) as u64);
+        let node = BrokerId(broker.config.node_id);
+        Ok(Reply::Later(Box::pin(async move {
+            let deadline = tokio::time::Instant::now() + timeout;
+            let mut out = Vec::with_capacity(topics.len());
+            for (name, topic_id, parts) in topics {
+                let mut responses = Vec::with_capacity(parts.len());
+                for p in parts {
+                    let base = PartitionProduceResponse::default()
+                        .with_index(p.index)
+                        .with_current_leader(LeaderIdAndEpoch::default().with_leader_id(node));
+                    let r = match p.result {
+                        Ok((a, log)) => {
+                            match tokio::time::timeout_at(deadline, log.wait_visible(a.last_offset)).await {
+                                Ok(Ok(())) => base
+                                    .with_base_offset(a.base_offset)
+                                    .with_log_append_time_ms(a.log_append_time_ms)
+                                    .with_log_start_offset(a.log_start_offset),
+                                Ok(Err(e)) => {
+                                    let (code, msg) = storage_error(e);
+                                    base.with_error_code(code.code())
+                                        .with_base_offset(-1)
+                                        .with_log_append_time_ms(-1)
+                                        .with_log_start_offset(-1)
+                                        .with_error_message(Some(str_bytes(msg)))
+                                }
+                                Err(_) => base
+                                    .with_error_code(ResponseError::RequestTimedOut.code())
+                                    .with_base_offset(-1)
+                                    .with_log_append_time_ms(-1)
+                                    .with_log_start_offset(-1),
+                            }
+                        }
+                        Err((code, msg)) => base.with_error_code(code.code())
+                                .with_base_offset(-1)
+                                .with_log_append_time_ms(-1)
+                                .with_log_start_offset(-1)
+                                .with_error_message((!msg.is_empty()).then(|| str_bytes(msg))),
+                    };
+                    responses.push(r);
+                }
+                out.push(
+                    TopicProduceResponse::default()
+                        .with_name(name)
+                        .with_topic_id(topic_id)
+                        .with_partition_responses(responses),
+                );
+            }
+            ProduceResponse::default().with_responses(out)
+        })))
+    }
+}

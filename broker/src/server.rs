@@ -1,0 +1,269 @@
+//! Listeners and the per-connection loop.
+//!
+//! Each connection has a reader (this task) and a writer task joined by a bounded channel of
+//! pending replies: the reader decodes frames and runs each handler's ordered phase, the writer
+//! awaits replies in order and writes them. The channel's capacity
+//! (`oxbow.max.inflight.requests.per.connection`) bounds the requests in flight per connection;
+//! when it is full the reader stops reading, which pushes back on the client through TCP.
+//!
+//! A frame that cannot be delimited (negative or larger than `socket.request.max.bytes`), a
+//! header or body that cannot be decoded, or an unknown API or version closes that connection
+//! only; nothing a client sends can stop the broker serving others.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::Encodable;
+use oxbow_wire::frame;
+use oxbow_wire::header::{decode_request, encode_response_frame};
+use oxbow_wire::registry::{api_versions_response, API_VERSIONS_MAX};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use crate::broker::{AdvertisedListener, Broker};
+use crate::handlers::{self, Encoded, Reply, RequestCtx};
+
+/// A listener bound to one or more sockets.
+pub struct Bound {
+    pub name: Arc<str>,
+    pub sockets: Vec<TcpListener>,
+    pub advertised: AdvertisedListener,
+}
+
+/// Binds every configured listener. A port of 0 is resolved once and reused for each address
+/// of the same listener (so `localhost` gets the same port on 127.0.0.1 and ::1).
+pub async fn bind(broker: &Broker) -> anyhow::Result<Vec<Bound>> {
+    let mut out = Vec::new();
+    for l in &broker.config.listeners {
+        let mut sockets = Vec::new();
+        let mut port = l.bind_port;
+        let addrs = l.bind_addrs();
+        if addrs.is_empty() {
+            anyhow::bail!("listener {}: cannot resolve host {:?}", l.name, l.bind_host);
+        }
+        for (i, addr) in addrs.iter().enumerate() {
+            let addr = SocketAddr::new(addr.ip(), port);
+            match TcpListener::bind(addr).await {
+                Ok(s) => {
+                    port = s.local_addr()?.port();
+                    sockets.push(s);
+                }
+                // A second loopback (::1 on a host without IPv6) is optional.
+                Err(e) if i > 0 => {
+                    tracing::warn!(listener = %l.name, %addr, error = %e, "could not bind")
+                }
+                Err(e) => anyhow::bail!("listener {} cannot bind {addr}: {e}", l.name),
+            }
+        }
+        let advertised = AdvertisedListener {
+            name: l.name.clone(),
+            host: l.advertised_host.clone(),
+            port: if l.advertised_port == 0 {
+                port
+            } else {
+                l.advertised_port
+            },
+        };
+        for s in &sockets {
+            tracing::info!(
+                listener = %l.name,
+                bound = %s.local_addr()?,
+                advertised = %format!("{}:{}", advertised.host, advertised.port),
+                "listening"
+            );
+        }
+        out.push(Bound {
+            name: Arc::from(l.name.as_str()),
+            sockets,
+            advertised,
+        });
+    }
+    Ok(out)
+}
+
+/// Accepts connections until `shutdown` flips, then waits for every connection to finish what
+/// it had in flight. `done` is dropped by each connection task when it ends.
+pub async fn serve(
+    broker: Arc<Broker>,
+    bound: Vec<Bound>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let limit = Arc::new(Semaphore::new(broker.config.max_connections));
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    let mut accept_tasks = Vec::new();
+    for b in bound {
+        for sock in b.sockets {
+            let broker = broker.clone();
+            let name = b.name.clone();
+            let limit = limit.clone();
+            let done = done_tx.clone();
+            let mut shutdown = shutdown.clone();
+            accept_tasks.push(tokio::spawn(async move {
+                loop {
+                    let permit = tokio::select! {
+                        _ = shutdown.changed() => break,
+                        p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+                    };
+                    let (stream, peer) = tokio::select! {
+                        _ = shutdown.changed() => break,
+                        r = sock.accept() => match r {
+                            Ok(x) => x,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "accept failed");
+                                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                                continue;
+                            }
+                        },
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let broker = broker.clone();
+                    let name = name.clone();
+                    let done = done.clone();
+                    let shutdown = shutdown.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = connection(broker, stream, name, peer, shutdown).await {
+                            tracing::debug!(%peer, error = %e, "connection closed");
+                        }
+                        drop(permit);
+                        drop(done);
+                    });
+                }
+            }));
+        }
+    }
+    drop(done_tx);
+    for t in accept_tasks {
+        let _ = t.await;
+    }
+    // Every connection holds a sender; recv returns None once all have finished.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), done_rx.recv()).await;
+}
+
+struct Pending {
+    api_key: ApiKey,
+    api_version: i16,
+    correlation_id: i32,
+    reply: Reply<Encoded>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ConnError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Frame(#[from] frame::FrameError),
+    #[error(transparent)]
+    Header(#[from] oxbow_wire::header::HeaderError),
+    #[error(transparent)]
+    Handler(#[from] handlers::HandlerError),
+    #[error("{0:?} v{1} is not supported")]
+    Unsupported(ApiKey, i16),
+}
+
+async fn connection(
+    broker: Arc<Broker>,
+    stream: TcpStream,
+    listener: Arc<str>,
+    peer: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), ConnError> {
+    let max_frame = broker.config.socket_request_max_bytes;
+    let (mut rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<Pending>(broker.config.max_inflight_per_connection);
+
+    let writer = tokio::spawn(async move {
+        let mut out = BytesMut::with_capacity(64 * 1024);
+        while let Some(p) = rx.recv().await {
+            let body = match p.reply {
+                Reply::Now(b) => b,
+                Reply::Later(f) => f.await,
+                Reply::Nothing => continue,
+            };
+            let Some(body) = body else { continue };
+            encode_response_frame(&mut out, p.api_key, p.api_version, p.correlation_id, &body);
+            // Coalesce responses that are already available into one write.
+            if rx.is_empty() || out.len() > 1 << 20 {
+                wr.write_all(&out).await?;
+                out.clear();
+            }
+        }
+        if !out.is_empty() {
+            wr.write_all(&out).await?;
+        }
+        wr.shutdown().await?;
+        Ok::<(), std::io::Error>(())
+    });
+
+    let result = async {
+        let mut buf = BytesMut::with_capacity(16 * 1024);
+        loop {
+            while let Some(frame) = frame::take_frame(&mut buf, max_frame)? {
+                let req = decode_request(frame)?;
+                let api_key = req.api_key;
+                let api_version = req.api_version();
+                let correlation_id = req.correlation_id();
+                let reply = if api_key == ApiKey::ApiVersions && api_version > API_VERSIONS_MAX {
+                    // KIP-511: answer as v0 with UNSUPPORTED_VERSION and our list.
+                    let resp = api_versions_response(&handlers::specs(), true);
+                    let mut b = BytesMut::new();
+                    resp.encode(&mut b, 0).expect("v0 ApiVersions encodes");
+                    Pending {
+                        api_key,
+                        api_version: 0,
+                        correlation_id,
+                        reply: Reply::Now(Some(b.freeze())),
+                    }
+                } else {
+                    let entry = handlers::lookup(api_key)
+                        .filter(|e| e.spec.supports(api_version))
+                        .ok_or(ConnError::Unsupported(api_key, api_version))?;
+                    let ctx = RequestCtx {
+                        listener: listener.clone(),
+                        peer,
+                        client_id: Arc::from(
+                            req.header.client_id.as_deref().unwrap_or(""),
+                        ),
+                        api_version,
+                        correlation_id,
+                    };
+                    let reply = entry.dispatch(broker.clone(), ctx, req.body).await?;
+                    Pending {
+                        api_key,
+                        api_version,
+                        correlation_id,
+                        reply,
+                    }
+                };
+                if tx.send(reply).await.is_err() {
+                    return Ok(()); // writer failed: the socket is gone
+                }
+            }
+            let want = frame::bytes_wanted(&buf).min(max_frame + 4);
+            buf.reserve(want.max(4096));
+            let n = tokio::select! {
+                r = rd.read_buf(&mut buf) => r?,
+                _ = shutdown.changed() => 0,
+            };
+            if n == 0 {
+                return Ok(());
+            }
+        }
+    }
+    .await;
+    if let Err(e) = &result {
+        tracing::info!(%peer, error = %e, "closing connection after a bad request");
+    }
+    drop(tx);
+    // Let in-flight replies finish (graceful shutdown waits here), unless the request was bad:
+    // then Kafka closes the socket at once.
+    match &result {
+        Ok(()) => {
+            let _ = writer.await;
+        }
+        Err(_) => writer.abort(),
+    }
+    result
+}
