@@ -1,0 +1,1043 @@
+//! `UnifiedLog`: one partition's log (the [`PartitionLog`] implementation) and its recovery.
+//!
+//! Offsets of a partition, where they live and who moves them:
+//!
+//! - log start offset (`log_start_offset`): first offset a consumer may read. Moved up by
+//!   retention and DeleteRecords, persisted in the dir's `log-start-offset-checkpoint` before
+//!   any segment below it is deleted. Always >= the first segment's base offset.
+//! - high watermark (`high_watermark`): end of what consumers see and producers get acked for.
+//!   In Fsync mode moved only by the flusher after an fsync covered it; in Relaxed mode equal
+//!   to the log end offset. Not persisted: after a restart everything recovered is durable
+//!   enough to be visible (recovery fsyncs what it rescanned).
+//! - log end offset (`log_end_offset`): next offset to assign; moved by append (under the
+//!   partition mutex) and by recovery truncation (at open only).
+//! - recovery point (`LocalLog::recovery_point`): below it everything is fsynced; persisted
+//!   (lazily) in the dir's `recovery-point-offset-checkpoint`.
+//!
+//! Concurrency: a `std::sync::Mutex` (`LocalLog`) serialises appends, rolls, reads, retention
+//! and flush bookkeeping of one partition. It is a blocking mutex on purpose: every critical
+//! section is short, synchronous file I/O, never held across an `.await` and never while
+//! fsyncing (the flusher takes file handles out of the lock and fsyncs outside it). The three
+//! offsets are mirrored in atomics so the getters never take the lock.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use oxbow_wire::batch::{
+    record_timestamps, set_base_offset, set_log_append_time, set_partition_leader_epoch,
+    validate_batch, BatchError, BatchHeader, BatchIter, ATTR_LOG_APPEND_TIME,
+};
+use tokio::sync::watch;
+
+use crate::manager::{LogDir, PartitionRecovery, Shared};
+use crate::producer_state::{ProducerEntry, ProducerStateManager, SequenceCheck};
+use crate::segment::{LogSegment, OpenMode};
+use crate::{
+    AppendOptions, AppendResult, Durability, LogConfig, PartitionLog, ReadResult, StorageError,
+    TopicPartition, VisibleFuture,
+};
+
+/// Snapshots kept on disk; older ones only cost space (the newest valid one is used).
+const SNAPSHOTS_KEPT: usize = 2;
+
+/// What `wait_visible` watches.
+#[derive(Clone, Debug)]
+pub(crate) struct Visibility {
+    pub hw: i64,
+    /// Set when the partition can no longer make progress (deleted, shut down, fsync failed).
+    pub offline: Option<String>,
+}
+
+/// Files and offsets one flush round covers for a partition (taken under the lock, fsynced
+/// outside it).
+pub(crate) struct FlushTicket {
+    log_end_offset: i64,
+    files: Vec<Arc<File>>,
+    dir: Option<PathBuf>,
+    /// (active segment base, its max timestamp, offset of it) as of `log_end_offset`.
+    active_max: (i64, i64, i64),
+}
+
+impl FlushTicket {
+    pub(crate) fn sync(&self) -> io::Result<()> {
+        for f in &self.files {
+            f.sync_data()?;
+        }
+        if let Some(dir) = &self.dir {
+            crate::checkpoint::sync_dir(dir)?;
+        }
+        Ok(())
+    }
+}
+
+/// The mutable state of a partition, behind its mutex.
+struct LocalLog {
+    /// The partition directory (renamed when the partition is deleted).
+    dir: PathBuf,
+    config: LogConfig,
+    /// By base offset; never empty, the last one is the active segment.
+    segments: BTreeMap<i64, LogSegment>,
+    producers: ProducerStateManager,
+    /// Files of segments rolled since the last flush; the next flush fsyncs them.
+    unflushed_files: Vec<Arc<File>>,
+    /// A segment file was created since the last flush, so the directory needs an fsync.
+    dir_needs_sync: bool,
+    /// Records appended since the last flush (Relaxed mode's `flush.messages`).
+    unflushed_messages: u64,
+    last_flush: Instant,
+    /// Everything below this offset is fsynced.
+    recovery_point: i64,
+    /// Max timestamp of the active segment as of the high watermark (Fsync mode), so
+    /// ListOffsets(-3) need not scan a partially visible active segment.
+    visible_active_max: Option<(i64, i64, i64)>,
+    /// Why the partition refuses appends, if it does.
+    offline: Option<String>,
+}
+
+impl LocalLog {
+    fn active(&self) -> &LogSegment {
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log always has a segment")
+    }
+    fn active_mut(&mut self) -> &mut LogSegment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a log always has a segment")
+    }
+    fn log_end_offset(&self) -> i64 {
+        self.active().next_offset
+    }
+    fn first_base(&self) -> i64 {
+        *self
+            .segments
+            .keys()
+            .next()
+            .expect("a log always has a segment")
+    }
+    /// The segment that would hold `offset`.
+    fn floor_base(&self, offset: i64) -> i64 {
+        self.segments
+            .range(..=offset)
+            .next_back()
+            .map_or_else(|| self.first_base(), |(b, _)| *b)
+    }
+}
+
+pub(crate) struct UnifiedLog {
+    tp: TopicPartition,
+    /// For enqueueing itself on the flusher from `&self` methods.
+    me: Weak<UnifiedLog>,
+    state: Mutex<LocalLog>,
+    log_start_offset: AtomicI64,
+    log_end_offset: AtomicI64,
+    high_watermark: AtomicI64,
+    visible: watch::Sender<Visibility>,
+    /// On the flusher's queue already (cleared by `prepare_flush`).
+    queued: AtomicBool,
+    shared: Arc<Shared>,
+    log_dir: Arc<LogDir>,
+}
+
+/// Base offset of a `%020d.<ext>` file name.
+fn parse_base(name: &str, ext: &str) -> Option<i64> {
+    let stem = name.strip_suffix(ext)?;
+    if stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()) {
+        stem.parse().ok()
+    } else {
+        None
+    }
+}
+
+/// Snapshot files in `dir`, by offset.
+fn list_snapshots(dir: &Path) -> io::Result<BTreeMap<i64, PathBuf>> {
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if let Some(off) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| parse_base(n, ".snapshot"))
+        {
+            out.insert(off, entry.path());
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) struct OpenParams {
+    pub dir: PathBuf,
+    pub tp: TopicPartition,
+    pub config: LogConfig,
+    /// The log dir had a clean-shutdown marker.
+    pub clean: bool,
+    pub recovery_point: Option<i64>,
+    pub log_start_offset: Option<i64>,
+    pub shared: Arc<Shared>,
+    pub log_dir: Arc<LogDir>,
+}
+
+impl UnifiedLog {
+    /// Creates a new, empty partition in `dir` (which must exist and be empty).
+    pub(crate) fn create(p: OpenParams) -> Result<Arc<Self>, StorageError> {
+        let seg = LogSegment::create(&p.dir, 0, &p.config)?;
+        crate::checkpoint::sync_dir(&p.dir)?;
+        let mut segments = BTreeMap::new();
+        segments.insert(0, seg);
+        let state = LocalLog {
+            dir: p.dir,
+            config: p.config,
+            segments,
+            producers: ProducerStateManager::default(),
+            unflushed_files: Vec::new(),
+            dir_needs_sync: false,
+            unflushed_messages: 0,
+            last_flush: Instant::now(),
+            recovery_point: 0,
+            visible_active_max: None,
+            offline: None,
+        };
+        Ok(Self::build(p.tp, state, 0, p.shared, p.log_dir))
+    }
+
+    fn build(
+        tp: TopicPartition,
+        state: LocalLog,
+        log_start_offset: i64,
+        shared: Arc<Shared>,
+        log_dir: Arc<LogDir>,
+    ) -> Arc<Self> {
+        let leo = state.log_end_offset();
+        log_dir.set_recovery_point(&tp, state.recovery_point);
+        log_dir.set_log_start(&tp, log_start_offset);
+        let (visible, _) = watch::channel(Visibility {
+            hw: leo,
+            offline: None,
+        });
+        Arc::new_cyclic(|me| UnifiedLog {
+            tp,
+            me: me.clone(),
+            state: Mutex::new(state),
+            log_start_offset: AtomicI64::new(log_start_offset),
+            log_end_offset: AtomicI64::new(leo),
+            high_watermark: AtomicI64::new(leo),
+            visible,
+            queued: AtomicBool::new(false),
+            shared,
+            log_dir,
+        })
+    }
+
+    /// Opens and recovers an existing partition directory. Bad data never fails this: it is
+    /// truncated (and reported); only I/O errors do.
+    pub(crate) fn open(p: OpenParams) -> Result<(Arc<Self>, PartitionRecovery), StorageError> {
+        let dir = p.dir.clone();
+        let mut report = PartitionRecovery {
+            topic_partition: p.tp.clone(),
+            clean_shutdown: p.clean,
+            ..Default::default()
+        };
+        let mut bases = Vec::new();
+        let mut index_files = Vec::new();
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if [".tmp", ".deleted", ".cleaned", ".swap"]
+                .iter()
+                .any(|s| name.ends_with(s))
+            {
+                std::fs::remove_file(entry.path())?;
+            } else if let Some(b) = parse_base(&name, ".log") {
+                bases.push(b);
+            } else if let Some(b) =
+                parse_base(&name, ".index").or_else(|| parse_base(&name, ".timeindex"))
+            {
+                index_files.push((b, entry.path()));
+            }
+        }
+        bases.sort_unstable();
+        for (b, path) in index_files {
+            if bases.binary_search(&b).is_err() {
+                std::fs::remove_file(path)?;
+            }
+        }
+        let config = p.config.clone();
+        if bases.is_empty() {
+            let base = p.log_start_offset.unwrap_or(0).max(0);
+            tracing::warn!(partition = %p.tp, base, "no segment found; starting an empty one");
+            LogSegment::create(&dir, base, &config)?;
+            bases.push(base);
+        }
+        // Segments before the one holding the recovery point are trusted after a crash; after
+        // a clean shutdown all but the active one are.
+        let first_scanned = if p.clean {
+            bases.len() - 1
+        } else {
+            let rp = p.recovery_point.unwrap_or(0);
+            bases.iter().rposition(|b| *b <= rp).unwrap_or(0)
+        };
+        let mode = if p.clean {
+            OpenMode::Walk
+        } else {
+            OpenMode::Validate
+        };
+        let mut segments: BTreeMap<i64, LogSegment> = BTreeMap::new();
+        let mut stop_at: Option<usize> = None;
+        let mut prev_trusted = false;
+        let mut to_sync = Vec::new();
+        for (i, &base) in bases.iter().enumerate() {
+            let seg_mode = if i < first_scanned {
+                OpenMode::Trusted
+            } else {
+                mode
+            };
+            let (seg, out) = LogSegment::open(&dir, base, &config, seg_mode)?;
+            if out.scanned {
+                report.segments_scanned += 1;
+            }
+            if out.indexes_rebuilt {
+                report.indexes_rebuilt += 1;
+                if !p.clean || i + 1 < bases.len() {
+                    to_sync.push(base);
+                }
+            }
+            if let Some(prev) = segments.values_mut().next_back() {
+                if prev_trusted {
+                    // A trusted segment ends where the next one starts.
+                    prev.next_offset = base;
+                } else if prev.next_offset != base {
+                    let why = format!(
+                        "segment {base} does not start at the previous end {}",
+                        prev.next_offset
+                    );
+                    tracing::warn!(partition = %p.tp, "{why}; dropping it and later segments");
+                    report.problem.get_or_insert(why);
+                    stop_at = Some(i);
+                    break;
+                }
+            }
+            prev_trusted = !out.scanned;
+            report.truncated_bytes += out.truncated_bytes;
+            let problem = out.problem.is_some();
+            if let Some(why) = out.problem {
+                tracing::warn!(
+                    partition = %p.tp,
+                    segment = base,
+                    truncated_bytes = out.truncated_bytes,
+                    "recovery truncated the log: {why}"
+                );
+                report.problem.get_or_insert(why);
+                report.truncated_at_offset = Some(seg.next_offset);
+            }
+            segments.insert(base, seg);
+            if problem {
+                stop_at = Some(i + 1);
+                break;
+            }
+        }
+        if let Some(from) = stop_at {
+            for &base in &bases[from..] {
+                tracing::warn!(partition = %p.tp, segment = base, "deleting segment after a truncation point");
+                for name in [
+                    crate::segment::log_file_name(base),
+                    crate::segment::index_file_name(base),
+                    crate::segment::time_index_file_name(base),
+                ] {
+                    let _ = std::fs::remove_file(dir.join(name));
+                }
+                report.deleted_segments.push(base);
+            }
+        }
+        // The last segment is always scanned, so its `next_offset` is exact.
+        let leo = segments
+            .values()
+            .next_back()
+            .expect("at least one segment")
+            .next_offset;
+        let first_base = *segments.keys().next().expect("at least one segment");
+        let log_start = p
+            .log_start_offset
+            .unwrap_or(first_base)
+            .max(first_base)
+            .min(leo);
+
+        // Producer state: newest valid snapshot at or below the log end, then replay the rest.
+        let now_ms = crate::now_ms();
+        let mut producers = ProducerStateManager::default();
+        let mut replay_from = first_base;
+        for (off, path) in list_snapshots(&dir)?.into_iter().rev() {
+            if off > leo {
+                std::fs::remove_file(&path)?;
+                continue;
+            }
+            let decoded = std::fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| ProducerStateManager::decode(&b));
+            match decoded {
+                Ok((o, state)) if o == off => {
+                    producers = state;
+                    replay_from = off.max(first_base);
+                    report.snapshot_offset = Some(off);
+                    break;
+                }
+                _ => {
+                    tracing::warn!(partition = %p.tp, snapshot = off, "ignoring unreadable producer snapshot");
+                    std::fs::remove_file(&path)?;
+                }
+            }
+        }
+        for seg in segments.values() {
+            if seg.next_offset <= replay_from {
+                continue;
+            }
+            let pos = match seg.find_batch(replay_from.max(seg.base_offset))? {
+                Some((pos, _)) => pos,
+                None => continue,
+            };
+            for item in seg.headers_from(pos) {
+                let (_, h) = item?;
+                if h.base_offset >= replay_from {
+                    producers.replay(&h, now_ms);
+                    report.batches_replayed += 1;
+                }
+            }
+        }
+        producers.truncate_head(log_start);
+        producers.expire(now_ms, config.producer_id_expiration_ms);
+
+        // What recovery rescanned may sit only in the page cache, and a rebuilt index of a
+        // trusted segment must be whole after a later crash: make both durable now. (The active
+        // segment after a clean shutdown is exempt: a crash always rescans it.)
+        for base in &to_sync {
+            if let Some(seg) = segments.get(base) {
+                for f in seg.files() {
+                    f.sync_data()?;
+                }
+            }
+        }
+        if !to_sync.is_empty() {
+            crate::checkpoint::sync_dir(&dir)?;
+        }
+        report.log_start_offset = log_start;
+        report.log_end_offset = leo;
+        report.segments = segments.len();
+        let state = LocalLog {
+            dir,
+            config,
+            segments,
+            producers,
+            unflushed_files: Vec::new(),
+            dir_needs_sync: false,
+            unflushed_messages: 0,
+            last_flush: Instant::now(),
+            recovery_point: leo,
+            visible_active_max: None,
+            offline: None,
+        };
+        Ok((
+            Self::build(p.tp, state, log_start, p.shared, p.log_dir),
+            report,
+        ))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, LocalLog> {
+        // A panic while holding the lock leaves consistent-enough state for the getters; the
+        // poisoned flag would otherwise take the whole broker down with one bug.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set_high_watermark(&self, hw: i64) {
+        self.high_watermark.store(hw, Ordering::SeqCst);
+        self.visible.send_modify(|v| v.hw = hw);
+    }
+
+    fn set_offline(&self, st: &mut LocalLog, why: String) {
+        tracing::error!(partition = %self.tp, "partition offline: {why}");
+        st.offline = Some(why.clone());
+        self.visible.send_modify(|v| v.offline = Some(why));
+    }
+
+    fn set_log_start(&self, st: &mut LocalLog, offset: i64) -> Result<(), StorageError> {
+        self.log_start_offset.store(offset, Ordering::SeqCst);
+        st.producers.truncate_head(offset);
+        self.log_dir.set_log_start(&self.tp, offset);
+        self.log_dir.write_log_start_checkpoint()?;
+        Ok(())
+    }
+
+    /// Rolls: the active segment gets its final index entry and joins the files to fsync, a new
+    /// empty segment starts at the log end offset, and the producer state is snapshotted there.
+    fn roll(&self, st: &mut LocalLog) -> io::Result<()> {
+        let leo = st.log_end_offset();
+        let active = st.active_mut();
+        active.on_roll()?;
+        let files = active.files();
+        st.unflushed_files.extend(files);
+        let seg = LogSegment::create(&st.dir, leo, &st.config)?;
+        st.segments.insert(leo, seg);
+        st.dir_needs_sync = true;
+        if let Err(e) = st.producers.write_snapshot(&st.dir, leo, false) {
+            tracing::warn!(partition = %self.tp, "writing producer snapshot failed: {e}");
+        }
+        if let Ok(snaps) = list_snapshots(&st.dir) {
+            let n = snaps.len().saturating_sub(SNAPSHOTS_KEPT);
+            for (_, path) in snaps.into_iter().take(n) {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        tracing::debug!(partition = %self.tp, base_offset = leo, "rolled segment");
+        Ok(())
+    }
+
+    /// Deletes the first `count` segments (never the active one) after persisting the new
+    /// log start offset, so a crash in between cannot resurrect deleted records.
+    fn delete_prefix(
+        &self,
+        st: &mut LocalLog,
+        count: usize,
+        new_log_start: i64,
+    ) -> Result<(), StorageError> {
+        let count = count.min(st.segments.len() - 1);
+        let ls = self.log_start_offset.load(Ordering::SeqCst);
+        let next_base = *st.segments.keys().nth(count).expect("count < len");
+        let new_ls = new_log_start.max(next_base).max(ls);
+        if new_ls > ls {
+            self.set_log_start(st, new_ls)?;
+        }
+        let doomed: Vec<i64> = st.segments.keys().take(count).copied().collect();
+        for base in doomed {
+            if let Some(seg) = st.segments.remove(&base) {
+                seg.delete_files()?;
+                tracing::info!(partition = %self.tp, segment = base, "deleted segment");
+            }
+        }
+        if let Ok(snaps) = list_snapshots(&st.dir) {
+            for (off, path) in snaps {
+                if off < next_base {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Retention: deletes whole segments breaching `retention.ms` or `retention.bytes`, or
+    /// wholly below the log start offset, then expires idle producers. Returns segments deleted.
+    pub(crate) fn apply_retention(&self, now_ms: i64) -> Result<usize, StorageError> {
+        let mut st = self.lock();
+        if st.offline.is_some() {
+            return Ok(0);
+        }
+        let cfg = st.config.clone();
+        st.producers.expire(now_ms, cfg.producer_id_expiration_ms);
+        let hw = self.high_watermark();
+        let ls = self.log_start_offset();
+        let n = st.segments.len();
+        let total: u64 = st.segments.values().map(|s| s.size_bytes).sum();
+        // Only segments wholly below the high watermark may go (the active one too, if not
+        // empty: it is rolled first).
+        let deletable: Vec<&LogSegment> = st
+            .segments
+            .values()
+            .enumerate()
+            .take_while(|(i, s)| s.next_offset <= hw && (*i + 1 < n || s.size_bytes > 0))
+            .map(|(_, s)| s)
+            .collect();
+        let by_time = if cfg.retention_ms >= 0 {
+            deletable
+                .iter()
+                .take_while(|s| {
+                    now_ms.saturating_sub(s.retention_timestamp_ms()) > cfg.retention_ms
+                })
+                .count()
+        } else {
+            0
+        };
+        let by_size = if cfg.retention_bytes >= 0 {
+            let mut diff = total as i64 - cfg.retention_bytes;
+            deletable
+                .iter()
+                .take_while(|s| {
+                    let ok = diff - s.size_bytes as i64 >= 0;
+                    if ok {
+                        diff -= s.size_bytes as i64;
+                    }
+                    ok
+                })
+                .count()
+        } else {
+            0
+        };
+        let by_start = deletable
+            .iter()
+            .enumerate()
+            .take_while(|(i, s)| *i + 1 < n && s.next_offset <= ls)
+            .count();
+        let count = by_time.max(by_size).max(by_start);
+        if count == 0 {
+            return Ok(0);
+        }
+        if count == n {
+            self.roll(&mut st)?;
+        }
+        self.delete_prefix(&mut st, count, ls)?;
+        Ok(count)
+    }
+
+    /// Takes what a flush round must fsync; `None` if nothing is unflushed.
+    pub(crate) fn prepare_flush(&self) -> Option<FlushTicket> {
+        self.queued.store(false, Ordering::SeqCst);
+        let mut st = self.lock();
+        if st.offline.is_some() {
+            return None;
+        }
+        let leo = st.log_end_offset();
+        if leo == st.recovery_point && st.unflushed_files.is_empty() && !st.dir_needs_sync {
+            return None;
+        }
+        let mut files = std::mem::take(&mut st.unflushed_files);
+        let active = st.active();
+        files.push(active.log.clone());
+        let active_max = (
+            active.base_offset,
+            active.max_timestamp_ms,
+            active.offset_of_max_timestamp,
+        );
+        let dir = std::mem::take(&mut st.dir_needs_sync).then(|| st.dir.clone());
+        st.unflushed_messages = 0;
+        st.last_flush = Instant::now();
+        Some(FlushTicket {
+            log_end_offset: leo,
+            files,
+            dir,
+            active_max,
+        })
+    }
+
+    /// Finishes a flush round: moves the recovery point and, in Fsync mode, the high watermark.
+    /// Returns whether the high watermark advanced.
+    pub(crate) fn complete_flush(&self, ticket: FlushTicket, result: io::Result<()>) -> bool {
+        let mut st = self.lock();
+        if let Err(e) = result {
+            // After a failed fsync the page cache may have dropped the data: nothing written
+            // since the last good flush can be trusted any more (Kafka stops the log dir).
+            self.set_offline(&mut st, format!("fsync failed: {e}"));
+            return false;
+        }
+        if ticket.log_end_offset > st.recovery_point {
+            st.recovery_point = ticket.log_end_offset;
+            self.log_dir
+                .set_recovery_point(&self.tp, ticket.log_end_offset);
+        }
+        if self.shared.durability == Durability::Fsync
+            && ticket.log_end_offset > self.high_watermark()
+        {
+            st.visible_active_max = Some(ticket.active_max);
+            self.set_high_watermark(ticket.log_end_offset);
+            return true;
+        }
+        false
+    }
+
+    /// Relaxed mode: whether `flush.messages` or `flush.ms` is due.
+    /// An offline partition is "due" so the flusher drops it (its prepare returns nothing).
+    pub(crate) fn flush_due(&self, messages: u64, interval_ms: u64) -> bool {
+        let st = self.lock();
+        st.offline.is_some()
+            || st.unflushed_messages >= messages
+            || st.last_flush.elapsed().as_millis() as u64 >= interval_ms
+    }
+
+    /// Clean shutdown: fsync everything, snapshot producers at the log end, refuse further
+    /// appends.
+    pub(crate) fn close(&self) -> Result<(), StorageError> {
+        let mut st = self.lock();
+        if let Some(why) = &st.offline {
+            return Err(StorageError::Offline(self.tp.clone(), why.clone()));
+        }
+        let leo = st.log_end_offset();
+        for f in std::mem::take(&mut st.unflushed_files)
+            .iter()
+            .chain(st.active().files().iter())
+        {
+            f.sync_data()?;
+        }
+        crate::checkpoint::sync_dir(&st.dir)?;
+        let expiration_ms = st.config.producer_id_expiration_ms;
+        st.producers.expire(crate::now_ms(), expiration_ms);
+        st.producers.write_snapshot(&st.dir, leo, true)?;
+        st.recovery_point = leo;
+        self.log_dir.set_recovery_point(&self.tp, leo);
+        self.set_high_watermark(leo);
+        st.offline = Some("shut down".into());
+        self.visible
+            .send_modify(|v| v.offline = Some("shut down".into()));
+        Ok(())
+    }
+
+    /// Deletion: refuse appends, fail waiters, and let the manager move the directory.
+    pub(crate) fn mark_deleted(&self) -> PathBuf {
+        let mut st = self.lock();
+        if st.offline.is_none() {
+            st.offline = Some("deleted".into());
+            self.visible
+                .send_modify(|v| v.offline = Some("deleted".into()));
+        }
+        st.dir.clone()
+    }
+
+    pub(crate) fn set_dir(&self, dir: &Path) {
+        let mut st = self.lock();
+        st.dir = dir.to_path_buf();
+        for seg in st.segments.values_mut() {
+            seg.set_dir(dir);
+        }
+    }
+
+    /// Visible max timestamp of a segment restricted to [log start, high watermark), found by
+    /// walking its headers. Only for partially visible segments.
+    fn scan_max(seg: &LogSegment, from: i64, hw: i64) -> Result<Option<(i64, i64)>, StorageError> {
+        let Some((pos, _)) = seg.find_batch(from)? else {
+            return Ok(None);
+        };
+        let mut best: Option<(i64, i64)> = None;
+        for item in seg.headers_from(pos) {
+            let (_, h) = item?;
+            if h.last_offset() >= hw {
+                break;
+            }
+            if h.last_offset() >= from
+                && h.max_timestamp >= 0
+                && best.is_none_or(|(t, _)| h.max_timestamp > t)
+            {
+                best = Some((h.max_timestamp, h.base_offset));
+            }
+        }
+        Ok(best)
+    }
+
+    /// The first record of the batch at `batch_base` at or after `from` with timestamp
+    /// satisfying `pred`, as (offset, timestamp).
+    fn record_in_batch(
+        seg: &LogSegment,
+        pos: u64,
+        h: &BatchHeader,
+        from: i64,
+        pred: impl Fn(i64) -> bool,
+    ) -> Result<Option<(i64, i64)>, StorageError> {
+        if h.attributes & ATTR_LOG_APPEND_TIME != 0 {
+            // Every record of a LogAppendTime batch has the batch's timestamp.
+            return Ok(pred(h.max_timestamp).then(|| (h.base_offset.max(from), h.max_timestamp)));
+        }
+        let bytes = seg.read_batch(pos, h.total_len())?;
+        let records = record_timestamps(&bytes).map_err(|e| StorageError::Decode(e.to_string()))?;
+        Ok(records.into_iter().find(|&(o, t)| o >= from && pred(t)))
+    }
+}
+
+impl PartitionLog for UnifiedLog {
+    fn topic_partition(&self) -> &TopicPartition {
+        &self.tp
+    }
+
+    fn append(&self, records: Bytes, opts: &AppendOptions) -> Result<AppendResult, StorageError> {
+        let mut headers: Vec<(usize, BatchHeader)> = BatchIter::new(&records).collect();
+        let covered = headers.last().map_or(0, |(p, h)| p + h.total_len());
+        if headers.is_empty() || covered != records.len() {
+            let err = validate_batch(&records[covered..])
+                .err()
+                .unwrap_or(BatchError::ShortHeader { available: 0 });
+            return Err(StorageError::CorruptBatch(err));
+        }
+        if let Some((_, h)) = headers.iter().find(|(_, h)| h.magic != 2) {
+            return Err(StorageError::CorruptBatch(BatchError::BadMagic {
+                magic: h.magic,
+            }));
+        }
+
+        let mut st = self.lock();
+        if let Some(why) = &st.offline {
+            return Err(StorageError::Offline(self.tp.clone(), why.clone()));
+        }
+        let log_start = self.log_start_offset();
+        let leo = st.log_end_offset();
+        // Assign offsets and check idempotence on copies; nothing changes until the write.
+        let mut staged: BTreeMap<i64, Option<ProducerEntry>> = BTreeMap::new();
+        let mut next = leo;
+        for (_, h) in headers.iter_mut() {
+            h.base_offset = next;
+            next = h.last_offset() + 1;
+            if h.has_producer_id() {
+                let entry = staged
+                    .entry(h.producer_id)
+                    .or_insert_with(|| st.producers.producers.get(&h.producer_id).cloned());
+                match ProducerStateManager::check(entry.as_ref(), h)? {
+                    SequenceCheck::Append => ProducerStateManager::apply(entry, h, opts.now_ms),
+                    SequenceCheck::Duplicate(b) => {
+                        return Ok(AppendResult {
+                            base_offset: b.first_offset,
+                            last_offset: b.last_offset,
+                            log_append_time_ms: -1,
+                            log_start_offset: log_start,
+                            duplicate: true,
+                        })
+                    }
+                }
+            }
+        }
+        let mut buf = BytesMut::from(&records[..]);
+        for (p, h) in headers.iter_mut() {
+            let b = &mut buf[*p..*p + h.total_len()];
+            set_base_offset(b, h.base_offset);
+            set_partition_leader_epoch(b, opts.leader_epoch);
+            if opts.log_append_time {
+                set_log_append_time(b, opts.now_ms);
+                h.max_timestamp = opts.now_ms;
+                h.attributes |= ATTR_LOG_APPEND_TIME;
+            }
+        }
+        let cfg = st.config.clone();
+        let mut written = if st
+            .active()
+            .should_roll(buf.len() as u64, next - 1, opts.now_ms, &cfg)
+        {
+            self.roll(&mut st)
+        } else {
+            Ok(())
+        };
+        if written.is_ok() {
+            written = st.active_mut().append(&buf, &headers, opts.now_ms, &cfg);
+        }
+        if let Err(e) = written {
+            self.set_offline(&mut st, format!("append failed: {e}"));
+            return Err(StorageError::Io(e));
+        }
+        for (pid, entry) in staged {
+            if let Some(e) = entry {
+                st.producers.producers.insert(pid, e);
+            }
+        }
+        self.log_end_offset.store(next, Ordering::SeqCst);
+        st.unflushed_messages += headers
+            .iter()
+            .map(|(_, h)| h.records_count.max(0) as u64)
+            .sum::<u64>();
+        let urgent = match self.shared.durability {
+            Durability::Fsync => false,
+            Durability::Relaxed {
+                flush_interval_messages,
+                ..
+            } => {
+                self.set_high_watermark(next);
+                st.unflushed_messages >= flush_interval_messages
+            }
+        };
+        drop(st);
+        if let Durability::Relaxed { .. } = self.shared.durability {
+            self.shared.data_events.send_modify(|v| *v += 1);
+        }
+        if !self.queued.swap(true, Ordering::SeqCst) {
+            if let Some(me) = self.me.upgrade() {
+                self.shared.flush_queue.push(me);
+            }
+        } else if urgent {
+            self.shared.flush_queue.poke();
+        }
+        Ok(AppendResult {
+            base_offset: leo,
+            last_offset: next - 1,
+            log_append_time_ms: if opts.log_append_time {
+                opts.now_ms
+            } else {
+                -1
+            },
+            log_start_offset: log_start,
+            duplicate: false,
+        })
+    }
+
+    fn wait_visible(&self, offset: i64) -> VisibleFuture {
+        let mut rx = self.visible.subscribe();
+        let tp = self.tp.clone();
+        Box::pin(async move {
+            let outcome = match rx.wait_for(|v| v.hw > offset || v.offline.is_some()).await {
+                Ok(v) if v.hw > offset => Ok(()),
+                Ok(v) => Err(v.offline.clone().unwrap_or_default()),
+                Err(_) => Err("closed".to_string()),
+            };
+            outcome.map_err(|why| StorageError::Offline(tp, why))
+        })
+    }
+
+    fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, StorageError> {
+        let st = self.lock();
+        let hw = self.high_watermark();
+        let log_start = self.log_start_offset();
+        let leo = st.log_end_offset();
+        if offset < log_start || offset > leo {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start_offset: log_start,
+                log_end_offset: leo,
+            });
+        }
+        let mut records = Bytes::new();
+        if offset < hw {
+            for seg in st.segments.range(st.floor_base(offset)..).map(|(_, s)| s) {
+                if let Some((pos, _)) = seg.find_batch(offset)? {
+                    records = seg.read(pos, max_bytes, hw)?;
+                    break;
+                }
+            }
+        }
+        Ok(ReadResult {
+            records,
+            high_watermark: hw,
+            last_stable_offset: hw,
+            log_start_offset: log_start,
+        })
+    }
+
+    fn log_start_offset(&self) -> i64 {
+        self.log_start_offset.load(Ordering::SeqCst)
+    }
+
+    fn log_end_offset(&self) -> i64 {
+        self.log_end_offset.load(Ordering::SeqCst)
+    }
+
+    fn high_watermark(&self) -> i64 {
+        self.high_watermark.load(Ordering::SeqCst)
+    }
+
+    fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, StorageError> {
+        let st = self.lock();
+        let hw = self.high_watermark();
+        let log_start = self.log_start_offset();
+        for seg in st.segments.values() {
+            if seg.base_offset >= hw {
+                break;
+            }
+            if seg.max_timestamp_ms < ts || seg.next_offset <= log_start {
+                continue;
+            }
+            let start = seg
+                .time_index
+                .lookup_below(ts)?
+                .map_or(seg.base_offset, |(_, off)| off)
+                .max(log_start);
+            let Some((pos, _)) = seg.find_batch(start)? else {
+                continue;
+            };
+            for item in seg.headers_from(pos) {
+                let (pos, h) = item?;
+                if h.last_offset() >= hw {
+                    return Ok(None);
+                }
+                if h.last_offset() < log_start || h.max_timestamp < ts {
+                    continue;
+                }
+                if let Some(found) = Self::record_in_batch(seg, pos, &h, log_start, |t| t >= ts)? {
+                    return Ok(Some(found));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn max_timestamp(&self) -> Result<Option<(i64, i64)>, StorageError> {
+        let st = self.lock();
+        let hw = self.high_watermark();
+        let log_start = self.log_start_offset();
+        // (timestamp, segment base, batch base offset); earliest wins ties.
+        let mut best: Option<(i64, i64, i64)> = None;
+        for seg in st.segments.values() {
+            if seg.base_offset >= hw {
+                break;
+            }
+            if seg.next_offset <= log_start || seg.size_bytes == 0 {
+                continue;
+            }
+            let candidate = if seg.next_offset <= hw && seg.base_offset >= log_start {
+                (seg.max_timestamp_ms >= 0)
+                    .then_some((seg.max_timestamp_ms, seg.offset_of_max_timestamp))
+            } else if let Some((_, t, o)) = st
+                .visible_active_max
+                .filter(|(b, _, _)| *b == seg.base_offset && seg.base_offset >= log_start)
+            {
+                (t >= 0).then_some((t, o))
+            } else {
+                Self::scan_max(seg, log_start.max(seg.base_offset), hw)?
+            };
+            if let Some((t, o)) = candidate {
+                if best.is_none_or(|(bt, _, _)| t > bt) {
+                    best = Some((t, seg.base_offset, o));
+                }
+            }
+        }
+        let Some((ts, seg_base, batch_base)) = best else {
+            return Ok(None);
+        };
+        let seg = &st.segments[&seg_base];
+        let Some((pos, h)) = seg.find_batch(batch_base)? else {
+            return Ok(None);
+        };
+        let found = Self::record_in_batch(seg, pos, &h, log_start, |t| t == ts)?;
+        Ok(Some(found.unwrap_or((h.base_offset.max(log_start), ts))))
+    }
+
+    fn delete_records_before(&self, offset: i64) -> Result<i64, StorageError> {
+        let mut st = self.lock();
+        let hw = self.high_watermark();
+        let log_start = self.log_start_offset();
+        let target = if offset == -1 { hw } else { offset };
+        if target < 0 || target > hw {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start_offset: log_start,
+                log_end_offset: st.log_end_offset(),
+            });
+        }
+        if target <= log_start {
+            return Ok(log_start);
+        }
+        self.set_log_start(&mut st, target)?;
+        let below = st
+            .segments
+            .values()
+            .enumerate()
+            .take_while(|(i, s)| *i + 1 < st.segments.len() && s.next_offset <= target)
+            .count();
+        if below > 0 {
+            self.delete_prefix(&mut st, below, target)?;
+        }
+        Ok(target)
+    }
+
+    /// Takes effect at the next append; index size limits apply to segments created afterwards.
+    fn set_config(&self, config: LogConfig) {
+        self.lock().config = config;
+    }
+
+    fn size_bytes(&self) -> u64 {
+        self.lock().segments.values().map(|s| s.size_bytes).sum()
+    }
+
+    fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        if epoch < 0 {
+            (-1, -1)
+        } else {
+            (epoch, self.log_end_offset())
+        }
+    }
+}
