@@ -75,7 +75,11 @@ fn cluster_id_for(dir: &Path, configured: Option<&str>, node_id: i32) -> std::io
             if let Some(id) = line.trim().strip_prefix("cluster.id=") {
                 if let Some(c) = configured {
                     if c != id {
-                        tracing::warn!(stored = id, configured = c, "cluster id differs from meta.properties; keeping the stored one");
+                        tracing::warn!(
+                            stored = id,
+                            configured = c,
+                            "cluster id differs from meta.properties; keeping the stored one"
+                        );
                     }
                 }
                 return Ok(id.to_string());
@@ -157,7 +161,11 @@ impl Broker {
     pub fn log_config(&self, overrides: &BTreeMap<String, String>) -> LogConfig {
         let get = |k: &str| -> i64 {
             let key = topic_key(k).expect("known topic key");
-            self.config.topic_value(key, overrides).0.parse().unwrap_or(-1)
+            self.config
+                .topic_value(key, overrides)
+                .0
+                .parse()
+                .unwrap_or(-1)
         };
         LogConfig {
             segment_bytes: get("segment.bytes").max(14) as u64,
@@ -176,7 +184,8 @@ impl Broker {
     }
 
     pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<dyn PartitionLog>> {
-        self.storage.partition(&TopicPartition::new(topic, partition))
+        self.storage
+            .partition(&TopicPartition::new(topic, partition))
     }
 
     /// Validates topic-level overrides as CreateTopics and AlterConfigs do.
@@ -206,7 +215,8 @@ impl Broker {
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<TopicMeta, ApiError> {
-        validate_topic_name(name).map_err(|m| ApiError::new(ResponseError::InvalidTopicException, m))?;
+        validate_topic_name(name)
+            .map_err(|m| ApiError::new(ResponseError::InvalidTopicException, m))?;
         if !(1..=MAX_PARTITIONS_PER_TOPIC).contains(&partitions) {
             return Err(ApiError::new(
                 ResponseError::InvalidPartitions,
@@ -223,7 +233,12 @@ impl Broker {
         }
         // Kafka refuses names that collide once '.' and '_' are treated alike (metric names).
         let norm = |s: &str| s.replace('.', "_");
-        if let Some(other) = self.topics.all().into_iter().find(|t| norm(&t.name) == norm(name)) {
+        if let Some(other) = self
+            .topics
+            .all()
+            .into_iter()
+            .find(|t| norm(&t.name) == norm(name))
+        {
             return Err(ApiError::new(
                 ResponseError::InvalidTopicException,
                 format!(
@@ -276,7 +291,12 @@ impl Broker {
     }
 
     /// CreatePartitions: grow `name` to `count` partitions.
-    pub fn add_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), ApiError> {
+    pub fn add_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), ApiError> {
         let _g = self.admin_lock.lock().unwrap();
         let meta = self.topics.get(name).ok_or_else(|| {
             ApiError::new(
@@ -318,14 +338,15 @@ impl Broker {
         Ok(())
     }
 
-    /// Replaces a topic's overrides (AlterConfigs / IncrementalAlterConfigs) and applies them.
-    pub fn set_topic_configs(
+    /// Computes a topic's new overrides from its current ones (AlterConfigs replaces them,
+    /// IncrementalAlterConfigs edits them), validates and applies them. `update` runs under the
+    /// admin lock, so concurrent changes to one topic cannot lose each other's edits.
+    pub fn update_topic_configs(
         &self,
         name: &str,
-        configs: BTreeMap<String, String>,
+        update: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ApiError>,
         validate_only: bool,
     ) -> Result<(), ApiError> {
-        Self::validate_topic_configs(&configs)?;
         let _g = self.admin_lock.lock().unwrap();
         let meta = self.topics.get(name).ok_or_else(|| {
             ApiError::new(
@@ -333,6 +354,8 @@ impl Broker {
                 format!("The topic '{name}' does not exist."),
             )
         })?;
+        let configs = update(&meta.configs)?;
+        Self::validate_topic_configs(&configs)?;
         if validate_only {
             return Ok(());
         }

@@ -16,15 +16,6 @@ use std::path::{Path, PathBuf};
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 
-/// Where a value came from, in DescribeConfigs' terms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    Default,
-    /// From the properties file, the environment or `--override`: Kafka calls all of them
-    /// STATIC_BROKER_CONFIG.
-    Static,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("invalid value {value:?} for configuration {key}: {reason}")]
@@ -181,8 +172,16 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         &[("log.flush.interval.ms", 1)],
         "9223372036854775807",
     ),
-    tk("index.interval.bytes", &[("log.index.interval.bytes", 1)], "4096"),
-    tk("local.retention.bytes", &[("log.local.retention.bytes", 1)], "-2"),
+    tk(
+        "index.interval.bytes",
+        &[("log.index.interval.bytes", 1)],
+        "4096",
+    ),
+    tk(
+        "local.retention.bytes",
+        &[("log.local.retention.bytes", 1)],
+        "-2",
+    ),
     tk("local.retention.ms", &[("log.local.retention.ms", 1)], "-2"),
     tk(
         "max.compaction.lag.ms",
@@ -229,10 +228,17 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         "604800000",
     ),
     tk("segment.bytes", &[("log.segment.bytes", 1)], "1073741824"),
-    tk("segment.index.bytes", &[("log.index.size.max.bytes", 1)], "10485760"),
+    tk(
+        "segment.index.bytes",
+        &[("log.index.size.max.bytes", 1)],
+        "10485760",
+    ),
     tk(
         "segment.jitter.ms",
-        &[("log.roll.jitter.ms", 1), ("log.roll.jitter.hours", 3_600_000)],
+        &[
+            ("log.roll.jitter.ms", 1),
+            ("log.roll.jitter.hours", 3_600_000),
+        ],
         "0",
     ),
     tk(
@@ -377,13 +383,6 @@ impl ConfigMap {
     /// The value of `key`, explicit or default.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.values.get(key).map(String::as_str)
-    }
-    pub fn source(&self, key: &str) -> Source {
-        if self.explicit.contains(key) {
-            Source::Static
-        } else {
-            Source::Default
-        }
     }
     pub fn is_explicit(&self, key: &str) -> bool {
         self.explicit.contains(key)
@@ -573,7 +572,11 @@ impl BrokerConfig {
         let mut ov = BTreeMap::new();
         for o in overrides {
             let (k, v) = o.split_once('=').ok_or_else(|| {
-                invalid("--override", o, "expected key=value (e.g. num.partitions=3)")
+                invalid(
+                    "--override",
+                    o,
+                    "expected key=value (e.g. num.partitions=3)",
+                )
             })?;
             ov.insert(k.trim().to_string(), v.trim().to_string());
         }
@@ -631,7 +634,8 @@ impl BrokerConfig {
             .map(|s| s.trim().to_ascii_uppercase())
             .filter(|s| !s.is_empty())
             .collect();
-        let proto_map = parse_protocol_map(map.get("listener.security.protocol.map").unwrap_or(""))?;
+        let proto_map =
+            parse_protocol_map(map.get("listener.security.protocol.map").unwrap_or(""))?;
         let advertised = match map.get("advertised.listeners") {
             Some(v) if !v.trim().is_empty() => parse_listener_list("advertised.listeners", v)?,
             _ => Vec::new(),
@@ -695,8 +699,8 @@ impl BrokerConfig {
             ));
         }
 
-        let explicit_flush =
-            map.is_explicit("log.flush.interval.messages") || map.is_explicit("log.flush.interval.ms");
+        let explicit_flush = map.is_explicit("log.flush.interval.messages")
+            || map.is_explicit("log.flush.interval.ms");
         let durability = match map.get("oxbow.durability").unwrap_or("fsync") {
             "fsync" if !explicit_flush => DurabilityMode::Fsync,
             "fsync" | "relaxed" => DurabilityMode::Relaxed {
@@ -759,9 +763,8 @@ impl BrokerConfig {
         // Every topic-level default must be valid too, or topics would be created with bad values.
         for key in TOPIC_KEYS {
             let (value, syn) = cfg.map.topic_default(key);
-            validate_topic_value(key.name, &value).map_err(|reason| {
-                invalid(syn.unwrap_or(key.name), &value, reason)
-            })?;
+            validate_topic_value(key.name, &value)
+                .map_err(|reason| invalid(syn.unwrap_or(key.name), &value, reason))?;
         }
         Ok(cfg)
     }
@@ -834,12 +837,10 @@ pub fn validate_topic_value(key: &str, value: &str) -> Result<(), String> {
             "CreateTime" | "LogAppendTime" => Ok(()),
             _ => Err("expected CreateTime or LogAppendTime".into()),
         },
-        "preallocate" | "remote.storage.enable" | "unclean.leader.election.enable" => {
-            match value {
-                "true" | "false" => Ok(()),
-                _ => Err("expected true or false".into()),
-            }
-        }
+        "preallocate" | "remote.storage.enable" | "unclean.leader.election.enable" => match value {
+            "true" | "false" => Ok(()),
+            _ => Err("expected true or false".into()),
+        },
         "min.cleanable.dirty.ratio" => match value.trim().parse::<f64>() {
             Ok(r) if (0.0..=1.0).contains(&r) => Ok(()),
             _ => Err("expected a ratio between 0 and 1".into()),
@@ -851,8 +852,12 @@ pub fn validate_topic_value(key: &str, value: &str) -> Result<(), String> {
         "max.message.bytes" => long(0),
         "min.insync.replicas" => long(1),
         "segment.index.bytes" => long(4),
-        "index.interval.bytes" | "delete.retention.ms" | "file.delete.delay.ms"
-        | "min.compaction.lag.ms" | "segment.jitter.ms" | "message.timestamp.after.max.ms"
+        "index.interval.bytes"
+        | "delete.retention.ms"
+        | "file.delete.delay.ms"
+        | "min.compaction.lag.ms"
+        | "segment.jitter.ms"
+        | "message.timestamp.after.max.ms"
         | "message.timestamp.before.max.ms" => long(0),
         "flush.messages" | "flush.ms" | "max.compaction.lag.ms" => long(1),
         _ => Err("unknown topic configuration".into()),

@@ -129,8 +129,11 @@ impl FetchSessions {
                 }
                 s.next_epoch = if epoch == i32::MAX { 1 } else { epoch + 1 };
                 s.last_used = now;
-                s.partitions
-                    .retain(|p| !forgotten.iter().any(|(t, n)| *t == p.topic && *n == p.partition));
+                s.partitions.retain(|p| {
+                    !forgotten
+                        .iter()
+                        .any(|(t, n)| *t == p.topic && *n == p.partition)
+                });
                 for r in requested {
                     match s
                         .partitions
@@ -194,8 +197,12 @@ mod tests {
     #[test]
     fn session_lifecycle() {
         let s = FetchSessions::new(2);
-        let (mode, parts) = s.begin(0, 0, vec![part("a", 0, 0), part("a", 1, 0)], &[]).unwrap();
-        let SessionMode::New { id } = mode else { panic!("{mode:?}") };
+        let (mode, parts) = s
+            .begin(0, 0, vec![part("a", 0, 0), part("a", 1, 0)], &[])
+            .unwrap();
+        let SessionMode::New { id } = mode else {
+            panic!("{mode:?}")
+        };
         assert_eq!(parts.len(), 2);
         let (mode, parts) = s
             .begin(id, 1, vec![part("a", 0, 5)], &[("a".into(), 1)])

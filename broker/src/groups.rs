@@ -29,6 +29,9 @@ use crate::handlers::{now_ms, BoxFuture, RequestCtx};
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
+/// A record's key and value (None: tombstone) as written to `__consumer_offsets`.
+type KeyValue = (Option<Bytes>, Option<Bytes>);
+
 /// Largest read while loading, per step.
 const LOAD_READ_BYTES: usize = 4 << 20;
 
@@ -142,7 +145,7 @@ impl Groups {
     /// to state order) and returns what must happen once they are durable.
     fn persist(&self, broker: &Broker, out: Output) -> PendingDelivery {
         let mut waits = Vec::new();
-        let mut by_partition: BTreeMap<i32, Vec<(Option<Bytes>, Option<Bytes>)>> = BTreeMap::new();
+        let mut by_partition: BTreeMap<i32, Vec<KeyValue>> = BTreeMap::new();
         for r in &out.records {
             let p = GroupCoordinator::partition_for(r.group_id(), self.partitions);
             let (k, v) = r.encode();
@@ -162,7 +165,9 @@ impl Groups {
             };
             match log.append(batch, &opts) {
                 Ok(a) => waits.push((log, a.last_offset)),
-                Err(e) => tracing::error!(partition = p, error = %e, "cannot persist group records"),
+                Err(e) => {
+                    tracing::error!(partition = p, error = %e, "cannot persist group records")
+                }
             }
         }
         PendingDelivery {
@@ -238,13 +243,17 @@ fn load_partition(log: &dyn PartitionLog, c: &mut GroupCoordinator) -> anyhow::R
                 if rec.control {
                     continue;
                 }
-                let Some(key) = rec.key.as_ref() else { continue };
+                let Some(key) = rec.key.as_ref() else {
+                    continue;
+                };
                 match Record::decode(key, rec.value.as_deref()) {
                     Ok(r) => {
                         c.replay(&r);
                         count += 1;
                     }
-                    Err(e) => tracing::warn!(offset = rec.offset, error = %e, "skipping group record"),
+                    Err(e) => {
+                        tracing::warn!(offset = rec.offset, error = %e, "skipping group record")
+                    }
                 }
             }
         }

@@ -21,7 +21,11 @@ mod topics;
 static ALLOC: oxbow_wire::alloc_guard::GuardedAlloc = oxbow_wire::alloc_guard::GuardedAlloc;
 
 #[derive(Parser, Debug)]
-#[command(name = "oxbow", version, about = "A Kafka-compatible broker in one binary")]
+#[command(
+    name = "oxbow",
+    version,
+    about = "A Kafka-compatible broker in one binary"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -109,7 +113,14 @@ async fn serve(cfg: config::BrokerConfig) -> anyhow::Result<()> {
         durability,
         retention_check_interval_ms: cfg.retention_check_interval_ms,
     })?;
-    tracing::info!(report = ?report, "storage recovered");
+    for damaged in report.damaged() {
+        tracing::warn!(report = ?damaged, "recovery dropped data that was not intact");
+    }
+    tracing::info!(
+        partitions = report.partitions.len(),
+        unclean_dirs = report.unclean_dirs.len(),
+        "storage recovered"
+    );
     let broker = broker::Broker::open(cfg, storage.clone())?;
     storage.start_background();
     let groups = groups::Groups::open(&broker)?;

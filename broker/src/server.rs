@@ -86,11 +86,7 @@ pub async fn bind(broker: &Broker) -> anyhow::Result<Vec<Bound>> {
 
 /// Accepts connections until `shutdown` flips, then waits for every connection to finish what
 /// it had in flight. `done` is dropped by each connection task when it ends.
-pub async fn serve(
-    broker: Arc<Broker>,
-    bound: Vec<Bound>,
-    shutdown: watch::Receiver<bool>,
-) {
+pub async fn serve(broker: Arc<Broker>, bound: Vec<Bound>, shutdown: watch::Receiver<bool>) {
     let limit = Arc::new(Semaphore::new(broker.config.max_connections));
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let mut accept_tasks = Vec::new();
@@ -223,11 +219,8 @@ async fn connection(
                     let ctx = RequestCtx {
                         listener: listener.clone(),
                         peer,
-                        client_id: Arc::from(
-                            req.header.client_id.as_deref().unwrap_or(""),
-                        ),
+                        client_id: Arc::from(req.header.client_id.as_deref().unwrap_or("")),
                         api_version,
-                        correlation_id,
                     };
                     let reply = entry.dispatch(broker.clone(), ctx, req.body).await?;
                     Pending {

@@ -102,7 +102,10 @@ impl TopicStore {
                         path: path.clone(),
                         source,
                     })?;
-                doc.topics.into_iter().map(|t| (t.name.clone(), t)).collect()
+                doc.topics
+                    .into_iter()
+                    .map(|t| (t.name.clone(), t))
+                    .collect()
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => return Err(io(e)),

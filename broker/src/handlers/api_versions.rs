@@ -5,7 +5,7 @@ use std::sync::Arc;
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 use oxbow_wire::registry::{api_versions_response, ApiSpec};
 
-use super::{specs, HandlerError, Handler, Reply, RequestCtx};
+use super::{specs, Handler, HandlerError, Reply, RequestCtx};
 use crate::broker::Broker;
 
 pub struct ApiVersions;

@@ -175,10 +175,12 @@ impl Handler for Fetch {
             })
             .collect();
         let (mode, parts) = if ctx.api_version >= 7 {
-            match broker
-                .fetch_sessions
-                .begin(req.session_id, req.session_epoch, requested, &forgotten)
-            {
+            match broker.fetch_sessions.begin(
+                req.session_id,
+                req.session_epoch,
+                requested,
+                &forgotten,
+            ) {
                 Ok(x) => x,
                 Err(code) => {
                     return Ok(Reply::Now(
@@ -193,7 +195,11 @@ impl Handler for Fetch {
         };
 
         let broker = broker.clone();
-        let max_bytes = if req.max_bytes <= 0 { i32::MAX } else { req.max_bytes } as usize;
+        let max_bytes = if req.max_bytes <= 0 {
+            i32::MAX
+        } else {
+            req.max_bytes
+        } as usize;
         let min_bytes = req.min_bytes.max(0) as usize;
         let wait = Duration::from_millis(req.max_wait_ms.clamp(0, MAX_WAIT_MS_LIMIT) as u64);
         Ok(Reply::Later(Box::pin(async move {
@@ -204,10 +210,17 @@ impl Handler for Fetch {
                 let results = read_all(&broker, &parts, &unknown, max_bytes, read_committed);
                 let bytes: usize = results.iter().map(|r| r.bytes).sum();
                 let errors = results.iter().any(|r| r.data.error_code != 0);
-                if bytes >= min_bytes.max(1) || errors || tokio::time::Instant::now() >= deadline || min_bytes == 0 {
+                if bytes >= min_bytes.max(1)
+                    || errors
+                    || tokio::time::Instant::now() >= deadline
+                    || min_bytes == 0
+                {
                     break results;
                 }
-                if tokio::time::timeout_at(deadline, events.changed()).await.is_err() {
+                if tokio::time::timeout_at(deadline, events.changed())
+                    .await
+                    .is_err()
+                {
                     break read_all(&broker, &parts, &unknown, max_bytes, read_committed);
                 }
             };

@@ -40,7 +40,13 @@ impl Handler for FindCoordinator {
             }
             (ResponseError::Unknown(0), None)
         };
-        let code = |e: ResponseError| if e == ResponseError::Unknown(0) { 0 } else { e.code() };
+        let code = |e: ResponseError| {
+            if e == ResponseError::Unknown(0) {
+                0
+            } else {
+                e.code()
+            }
+        };
         if ctx.api_version >= 4 {
             let coordinators = req
                 .coordinator_keys

@@ -1,4 +1,9 @@
 //! ListGroups: every group, filtered by state (v4+) and type (v5+).
 //! The group coordinator (`oxbow_coordinator`) decides; `crate::groups` persists and answers.
 
-super::group_api!(ListGroups, ListGroupsRequest, ListGroupsResponse, list_groups);
+super::group_api!(
+    ListGroups,
+    ListGroupsRequest,
+    ListGroupsResponse,
+    list_groups
+);

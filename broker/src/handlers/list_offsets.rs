@@ -23,7 +23,11 @@ pub const LATEST_TIERED: i64 = -5;
 pub struct ListOffsets;
 
 /// (offset, timestamp) answering `ts` for one partition.
-fn lookup(log: &dyn PartitionLog, ts: i64, read_committed: bool) -> Result<(i64, i64), ResponseError> {
+fn lookup(
+    log: &dyn PartitionLog,
+    ts: i64,
+    read_committed: bool,
+) -> Result<(i64, i64), ResponseError> {
     let storage_err = |e: oxbow_storage::StorageError| {
         tracing::warn!(error = %e, "list offsets failed");
         ResponseError::KafkaStorageError
@@ -35,12 +39,14 @@ fn lookup(log: &dyn PartitionLog, ts: i64, read_committed: bool) -> Result<(i64,
         }
         EARLIEST | EARLIEST_LOCAL => (log.log_start_offset(), -1),
         LATEST_TIERED => (-1, -1),
-        MAX_TIMESTAMP => log.max_timestamp().map_err(storage_err)?.unwrap_or((-1, -1)),
+        MAX_TIMESTAMP => log
+            .max_timestamp()
+            .map_err(storage_err)?
+            .unwrap_or((-1, -1)),
         t if t < 0 => return Err(ResponseError::InvalidRequest),
         t => log
             .offset_for_timestamp(t)
             .map_err(storage_err)?
-            .map(|(o, ts)| (o, ts))
             .unwrap_or((-1, -1)),
     })
 }
@@ -89,6 +95,8 @@ impl Handler for ListOffsets {
                     .with_partitions(partitions)
             })
             .collect();
-        Ok(Reply::Now(ListOffsetsResponse::default().with_topics(topics)))
+        Ok(Reply::Now(
+            ListOffsetsResponse::default().with_topics(topics),
+        ))
     }
 }

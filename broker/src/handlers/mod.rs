@@ -25,35 +25,35 @@ use oxbow_wire::registry::ApiSpec;
 
 use crate::broker::Broker;
 
+pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_topic_partitions;
 pub mod fetch;
-pub mod incremental_alter_configs;
-pub mod alter_configs;
-pub mod delete_groups;
-pub mod describe_groups;
 pub mod find_coordinator;
 pub mod heartbeat;
+pub mod incremental_alter_configs;
+pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
-pub mod offset_commit;
-pub mod offset_delete;
-pub mod offset_fetch;
-pub mod sync_group;
-pub mod init_producer_id;
 pub mod list_offsets;
 pub mod list_partition_reassignments;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sync_group;
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -65,7 +65,6 @@ pub struct RequestCtx {
     pub peer: SocketAddr,
     pub client_id: Arc<str>,
     pub api_version: i16,
-    pub correlation_id: i32,
 }
 
 /// A handler's answer.
@@ -137,12 +136,13 @@ fn call<H: Handler>(
     Box::pin(async move {
         let version = ctx.api_version;
         let api = H::SPEC.key;
-        let req = oxbow_wire::decode::decode_checked::<H::Request>(api, version, body)
-            .map_err(|source| HandlerError::Decode {
+        let req = oxbow_wire::decode::decode_checked::<H::Request>(api, version, body).map_err(
+            |source| HandlerError::Decode {
                 api,
                 version,
                 source,
-            })?;
+            },
+        )?;
         Ok(match H::handle(&broker, &ctx, req).await? {
             Reply::Now(r) => Reply::Now(Some(encode(&r, api, version)?)),
             Reply::Nothing => Reply::Nothing,
@@ -206,7 +206,7 @@ macro_rules! group_api {
     ($name:ident, $req:ident, $resp:ident, $method:ident) => {
         use std::sync::Arc;
 
-        use kafka_protocol::messages::{ApiKey, $req, $resp};
+        use kafka_protocol::messages::{$req, $resp, ApiKey};
         use oxbow_coordinator::Response;
         use oxbow_wire::registry::ApiSpec;
 
@@ -285,6 +285,9 @@ mod tests {
             assert!(e.spec.min_version <= e.spec.max_version);
         }
         let produce = lookup(ApiKey::Produce).unwrap();
-        assert_eq!(produce.spec.min_version, 0, "Produce is advertised from v0 like Kafka 4");
+        assert_eq!(
+            produce.spec.min_version, 0,
+            "Produce is advertised from v0 like Kafka 4"
+        );
     }
 }

@@ -155,8 +155,12 @@ impl Handler for Produce {
                 let max_message_bytes: i64 = cfg("max.message.bytes").parse().unwrap_or(1_048_588);
                 let log_append_time = cfg("message.timestamp.type") == "LogAppendTime";
                 let bounds = (!log_append_time).then(|| {
-                    let before: i64 = cfg("message.timestamp.before.max.ms").parse().unwrap_or(i64::MAX);
-                    let after: i64 = cfg("message.timestamp.after.max.ms").parse().unwrap_or(i64::MAX);
+                    let before: i64 = cfg("message.timestamp.before.max.ms")
+                        .parse()
+                        .unwrap_or(i64::MAX);
+                    let after: i64 = cfg("message.timestamp.after.max.ms")
+                        .parse()
+                        .unwrap_or(i64::MAX);
                     (now.saturating_sub(before), now.saturating_add(after))
                 });
                 if let Err((code, msg)) = check_records(
@@ -209,7 +213,9 @@ impl Handler for Produce {
                         .with_current_leader(LeaderIdAndEpoch::default().with_leader_id(node));
                     let r = match p.result {
                         Ok((a, log)) => {
-                            match tokio::time::timeout_at(deadline, log.wait_visible(a.last_offset)).await {
+                            match tokio::time::timeout_at(deadline, log.wait_visible(a.last_offset))
+                                .await
+                            {
                                 Ok(Ok(())) => base
                                     .with_base_offset(a.base_offset)
                                     .with_log_append_time_ms(a.log_append_time_ms)
@@ -229,11 +235,12 @@ impl Handler for Produce {
                                     .with_log_start_offset(-1),
                             }
                         }
-                        Err((code, msg)) => base.with_error_code(code.code())
-                                .with_base_offset(-1)
-                                .with_log_append_time_ms(-1)
-                                .with_log_start_offset(-1)
-                                .with_error_message((!msg.is_empty()).then(|| str_bytes(msg))),
+                        Err((code, msg)) => base
+                            .with_error_code(code.code())
+                            .with_base_offset(-1)
+                            .with_log_append_time_ms(-1)
+                            .with_log_start_offset(-1)
+                            .with_error_message((!msg.is_empty()).then(|| str_bytes(msg))),
                     };
                     responses.push(r);
                 }
