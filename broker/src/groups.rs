@@ -196,8 +196,9 @@ impl Groups {
         let groups = broker.groups();
         loop {
             let deadline = groups.coordinator.lock().unwrap().next_deadline_ms();
+            tracing::trace!(?deadline, "group ticker");
             let wait_ms = match deadline {
-                Some(d) => (d - now_ms()).clamp(0, 60_000) as u64,
+                Some(d) => d.saturating_sub(now_ms()).clamp(0, 60_000) as u64,
                 None => 60_000,
             };
             if wait_ms > 0 {
@@ -209,6 +210,13 @@ impl Groups {
             let pending = {
                 let mut c = groups.coordinator.lock().unwrap();
                 let out = c.tick(now_ms());
+                if !out.records.is_empty() || !out.responses.is_empty() {
+                    tracing::debug!(
+                        records = out.records.len(),
+                        responses = out.responses.len(),
+                        "group timers fired"
+                    );
+                }
                 groups.persist(&broker, out)
             };
             groups.deliver(pending).await;
