@@ -2,18 +2,10 @@ package dev.oxbow.compat;
 
 import static org.junit.jupiter.api.Assertions.*;
 
-import java.io.BufferedReader;
-import java.io.File;
-import java.io.InputStreamReader;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.*;
 import java.util.concurrent.*;
 import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import org.apache.kafka.clients.admin.*;
 import org.apache.kafka.clients.consumer.*;
 import org.apache.kafka.clients.producer.*;
@@ -29,41 +21,11 @@ import org.junit.jupiter.api.Timeout;
 /** Consumer groups with the Java client: cooperative-sticky rebalancing and the AdminClient's group operations. */
 @Timeout(180)
 class ConsumerGroupsTest {
-  /** The real oxbow binary on an ephemeral port and a temporary data dir. */
-  static final class Broker implements AutoCloseable {
-    final Process process;
-    final String bootstrap;
-    final Path dir;
-
-    Broker() throws Exception {
-      dir = Files.createTempDirectory("oxbow-java-groups");
-      String bin = System.getenv("OXBOW_BIN");
-      if (bin == null) bin = new File("../../target/debug/oxbow").getAbsolutePath();
-      if (!new File(bin).canExecute()) throw new IllegalStateException("oxbow binary missing at " + bin);
-      ProcessBuilder pb = new ProcessBuilder(bin, "serve",
-          "--override", "listeners=PLAINTEXT://127.0.0.1:0",
-          "--override", "log.dirs=" + dir,
-          "--override", "group.initial.rebalance.delay.ms=0");
-      pb.redirectError(dir.resolve("oxbow.stderr").toFile());
-      process = pb.start();
-      BufferedReader out = new BufferedReader(new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8));
-      String line = out.readLine();
-      Matcher m = Pattern.compile("oxbow ready PLAINTEXT://([^ ]+)").matcher(line == null ? "" : line);
-      if (!m.find()) throw new IllegalStateException("broker not ready: " + line);
-      bootstrap = m.group(1);
-    }
-
-    @Override
-    public void close() {
-      process.destroyForcibly();
-    }
-  }
-
-  Broker broker;
+  OxbowBroker broker;
 
   @BeforeEach
   void start() throws Exception {
-    broker = new Broker();
+    broker = new OxbowBroker();
   }
 
   @AfterEach
