@@ -7,10 +7,19 @@ import os
 import pathlib
 import re
 import signal
+import socket
 import subprocess
 import time
 
 import pytest
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -23,10 +32,10 @@ def oxbow_bin():
 
 
 class Broker:
-    def __init__(self, data_dir, overrides=()):
+    def __init__(self, data_dir, overrides=(), port=0):
         self.data_dir = str(data_dir)
         self.overrides = list(overrides)
-        self.port = 0
+        self.port = port
         self.proc = None
         self.start()
 
@@ -43,7 +52,8 @@ class Broker:
         if not m:
             self.proc.kill()
             raise RuntimeError(f"broker did not become ready: {line!r}; see {self.stderr.name}")
-        self.port = int(m.group(1))
+        if self.port == 0:
+            self.port = int(m.group(1))  # the advertised port is the bound one unless overridden
 
     @property
     def bootstrap(self):
@@ -53,11 +63,13 @@ class Broker:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             self.proc.wait(timeout=30)
+        self.stderr.close()
 
     def kill9(self):
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
+        self.stderr.close()
 
     def restart(self):
         self.stop()
@@ -68,10 +80,10 @@ class Broker:
 def broker_factory(tmp_path):
     brokers = []
 
-    def make(*overrides):
+    def make(*overrides, port=0):
         d = tmp_path / f"data{len(brokers)}"
         d.mkdir()
-        b = Broker(d, ["group.initial.rebalance.delay.ms=0", *overrides])
+        b = Broker(d, ["group.initial.rebalance.delay.ms=0", *overrides], port=port)
         brokers.append(b)
         return b
 
