@@ -14,15 +14,18 @@ die() { printf 'FATAL: %s\n' "$*" >&2; exit 1; }
 
 step "system packages"
 missing=()
-for tool in cmake g++ make mvn java python3 pkg-config; do
+for tool in cmake g++ make mvn java python3 pkg-config curl-config; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
+# librdkafka's CMake build turns curl support on when it finds libcurl, and then needs its headers.
+[ -e /usr/include/x86_64-linux-gnu/curl/curl.h ] || [ -e /usr/include/curl/curl.h ] || missing+=("libcurl-headers")
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing for: ${missing[*]}"
   command -v apt-get >/dev/null 2>&1 || die "apt-get not found and missing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq cmake g++ make maven default-jdk-headless python3 python3-pip pkg-config >/dev/null
+  apt-get install -y -qq cmake g++ make maven default-jdk-headless python3 python3-pip pkg-config \
+    libcurl4-openssl-dev libssl-dev zlib1g-dev >/dev/null
 fi
 for tool in cargo rustc cmake g++ mvn java python3; do
   command -v "$tool" >/dev/null 2>&1 || die "$tool is required and could not be installed"

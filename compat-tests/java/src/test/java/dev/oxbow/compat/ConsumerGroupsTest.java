@@ -197,14 +197,25 @@ class ConsumerGroupsTest {
       committed = admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get();
       assertEquals(100, committed.get(p0).offset() + committed.get(p1).offset());
 
-      // A consumer of the group resumes from the reset position: after a reset to earliest it sees all 100 again.
+      // --to-datetime: the first offset at or after a timestamp, per partition.
+      long mid = System.currentTimeMillis() + 1;
+      Thread.sleep(5);
+      produce(topic, "late-", 10);
+      Map<TopicPartition, ListOffsetsResult.ListOffsetsResultInfo> atTime =
+          admin.listOffsets(Map.of(p0, OffsetSpec.forTimestamp(mid), p1, OffsetSpec.forTimestamp(mid))).all().get();
+      admin.alterConsumerGroupOffsets(group, Map.of(
+          p0, new OffsetAndMetadata(atTime.get(p0).offset()), p1, new OffsetAndMetadata(atTime.get(p1).offset()))).all().get();
+      committed = admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get();
+      assertEquals(100, committed.get(p0).offset() + committed.get(p1).offset(), "reset to the timestamp before the late records");
+
+      // A consumer of the group resumes from the reset position: after a reset to earliest it sees all 110 again.
       admin.alterConsumerGroupOffsets(group, Map.of(p0, new OffsetAndMetadata(0), p1, new OffsetAndMetadata(0))).all().get();
       try (KafkaConsumer<String, String> consumer = new KafkaConsumer<>(consumerProps(group))) {
         consumer.subscribe(List.of(topic));
         int n = 0;
         long deadline = System.currentTimeMillis() + 30_000;
-        while (n < 100 && System.currentTimeMillis() < deadline) n += consumer.poll(Duration.ofMillis(200)).count();
-        assertEquals(100, n);
+        while (n < 110 && System.currentTimeMillis() < deadline) n += consumer.poll(Duration.ofMillis(200)).count();
+        assertEquals(110, n);
       }
 
       admin.deleteConsumerGroupOffsets(group, Set.of(p0)).all().get();
