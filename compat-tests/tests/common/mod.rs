@@ -48,7 +48,10 @@ impl Broker {
             .arg("--override")
             .arg(format!("listeners=PLAINTEXT://127.0.0.1:{}", self.port))
             .arg("--override")
-            .arg(format!("log.dirs={}", self.dir.path().join("data").display()))
+            .arg(format!(
+                "log.dirs={}",
+                self.dir.path().join("data").display()
+            ))
             .arg("--override")
             .arg("group.initial.rebalance.delay.ms=0");
         for o in &self.overrides {
