@@ -290,6 +290,16 @@ impl Broker {
         Ok(meta)
     }
 
+    /// The topic named `name`, or Kafka's error for a missing one.
+    fn existing_topic(&self, name: &str) -> Result<TopicMeta, ApiError> {
+        self.topics.get(name).ok_or_else(|| {
+            ApiError::new(
+                ResponseError::UnknownTopicOrPartition,
+                format!("The topic '{name}' does not exist."),
+            )
+        })
+    }
+
     /// CreatePartitions: grow `name` to `count` partitions.
     pub fn add_partitions(
         &self,
@@ -298,12 +308,7 @@ impl Broker {
         validate_only: bool,
     ) -> Result<(), ApiError> {
         let _g = self.admin_lock.lock().unwrap();
-        let meta = self.topics.get(name).ok_or_else(|| {
-            ApiError::new(
-                ResponseError::UnknownTopicOrPartition,
-                format!("The topic '{name}' does not exist."),
-            )
-        })?;
+        let meta = self.existing_topic(name)?;
         if count <= meta.partitions {
             return Err(ApiError::new(
                 ResponseError::InvalidPartitions,
@@ -348,12 +353,7 @@ impl Broker {
         validate_only: bool,
     ) -> Result<(), ApiError> {
         let _g = self.admin_lock.lock().unwrap();
-        let meta = self.topics.get(name).ok_or_else(|| {
-            ApiError::new(
-                ResponseError::UnknownTopicOrPartition,
-                format!("The topic '{name}' does not exist."),
-            )
-        })?;
+        let meta = self.existing_topic(name)?;
         let configs = update(&meta.configs)?;
         Self::validate_topic_configs(&configs)?;
         if validate_only {

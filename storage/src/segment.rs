@@ -92,27 +92,8 @@ fn invalid(msg: String) -> io::Error {
 impl LogSegment {
     /// Creates a new empty segment (truncating files of the same name).
     pub(crate) fn create(dir: &Path, base_offset: i64, config: &LogConfig) -> io::Result<Self> {
-        Ok(LogSegment {
-            base_offset,
-            log: Arc::new(open_log(&dir.join(log_file_name(base_offset)), true)?),
-            dir: dir.to_path_buf(),
-            size_bytes: 0,
-            offset_index: OffsetIndex::create(
-                &dir.join(index_file_name(base_offset)),
-                base_offset,
-                config.segment_index_bytes,
-            )?,
-            time_index: TimeIndex::create(
-                &dir.join(time_index_file_name(base_offset)),
-                base_offset,
-                config.segment_index_bytes,
-            )?,
-            bytes_since_index_entry: 0,
-            max_timestamp_ms: -1,
-            offset_of_max_timestamp: base_offset,
-            next_offset: base_offset,
-            rolling_ts_ms: None,
-        })
+        let log = open_log(&dir.join(log_file_name(base_offset)), true)?;
+        Self::create_indexes_over(dir, base_offset, log, config)
     }
 
     /// Opens an existing segment. In `Trusted` mode `next_offset` must be set by the caller
