@@ -159,14 +159,11 @@ impl Broker {
 
     /// The storage config for a topic with these overrides.
     pub fn log_config(&self, overrides: &BTreeMap<String, String>) -> LogConfig {
-        let get = |k: &str| -> i64 {
+        let topic_value = |k: &str| -> String {
             let key = topic_key(k).expect("known topic key");
-            self.config
-                .topic_value(key, overrides)
-                .0
-                .parse()
-                .unwrap_or(-1)
+            self.config.topic_value(key, overrides).0
         };
+        let get = |k: &str| -> i64 { topic_value(k).parse().unwrap_or(-1) };
         LogConfig {
             segment_bytes: get("segment.bytes").max(14) as u64,
             segment_ms: get("segment.ms"),
@@ -175,6 +172,9 @@ impl Broker {
             index_interval_bytes: get("index.interval.bytes").clamp(0, u32::MAX as i64) as u32,
             segment_index_bytes: get("segment.index.bytes").clamp(8, i32::MAX as i64) as u32,
             producer_id_expiration_ms: self.config.producer_id_expiration_ms,
+            delete_retention: topic_value("cleanup.policy")
+                .split(',')
+                .any(|p| p.trim() == "delete"),
         }
     }
 

@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use kafka_protocol::ResponseError;
 use oxbow_coordinator::{GroupConfig, GroupCoordinator, Output, Record, RequestContext, Response};
 use oxbow_storage::{AppendOptions, PartitionLog};
 use tokio::sync::{oneshot, Notify};
@@ -145,6 +146,7 @@ impl Groups {
     /// to state order) and returns what must happen once they are durable.
     fn persist(&self, broker: &Broker, out: Output) -> PendingDelivery {
         let mut waits = Vec::new();
+        let mut failed = false;
         let mut by_partition: BTreeMap<i32, Vec<KeyValue>> = BTreeMap::new();
         for r in &out.records {
             let p = GroupCoordinator::partition_for(r.group_id(), self.partitions);
@@ -166,25 +168,30 @@ impl Groups {
             match log.append(batch, &opts) {
                 Ok(a) => waits.push((log, a.last_offset)),
                 Err(e) => {
-                    tracing::error!(partition = p, error = %e, "cannot persist group records")
+                    tracing::error!(partition = p, error = %e, "cannot persist group records");
+                    failed = true;
                 }
             }
         }
         PendingDelivery {
             waits,
             responses: out.responses,
+            failed,
         }
     }
 
     /// Waits for durability, then answers the waiting requests.
     async fn deliver(&self, pending: PendingDelivery) {
+        let mut failed = pending.failed;
         for (log, offset) in pending.waits {
             if let Err(e) = log.wait_visible(offset).await {
                 tracing::error!(error = %e, "group records did not become durable");
+                failed = true;
             }
         }
         let mut waiters = self.waiters.lock().unwrap();
         for (id, resp) in pending.responses {
+            let resp = if failed { not_persisted(resp) } else { resp };
             if let Some(tx) = waiters.remove(&id) {
                 let _ = tx.send(resp);
             }
@@ -227,6 +234,40 @@ impl Groups {
 struct PendingDelivery {
     waits: Vec<(Arc<dyn PartitionLog>, i64)>,
     responses: Vec<(u64, Response)>,
+    /// Some record of this output could not be made durable.
+    failed: bool,
+}
+
+/// What a client is told when the records behind its answer could not be made durable: Kafka's
+/// NOT_COORDINATOR for a storage failure, which makes clients find the coordinator again and
+/// retry. Reads (describe, list, fetch) wrote nothing and pass through unchanged.
+///
+/// The coordinator's memory already holds the change; it is not rolled back. After such a
+/// failure the partition is offline in storage, so nothing more is acknowledged from it.
+fn not_persisted(resp: Response) -> Response {
+    let code = ResponseError::NotCoordinator.code();
+    match resp {
+        Response::JoinGroup(r) => Response::JoinGroup(r.with_error_code(code)),
+        Response::SyncGroup(r) => Response::SyncGroup(r.with_error_code(code)),
+        Response::Heartbeat(r) => Response::Heartbeat(r.with_error_code(code)),
+        Response::LeaveGroup(r) => Response::LeaveGroup(r.with_error_code(code)),
+        Response::OffsetCommit(mut r) => {
+            for t in &mut r.topics {
+                for p in &mut t.partitions {
+                    p.error_code = code;
+                }
+            }
+            Response::OffsetCommit(r)
+        }
+        Response::OffsetDelete(r) => Response::OffsetDelete(r.with_error_code(code)),
+        Response::DeleteGroups(mut r) => {
+            for g in &mut r.results {
+                g.error_code = code;
+            }
+            Response::DeleteGroups(r)
+        }
+        other => other,
+    }
 }
 
 /// Replays every record of one `__consumer_offsets` partition. Undecodable records (a newer

@@ -20,11 +20,18 @@ struct State {
     block_end: i64,
 }
 
+/// Current epochs remembered for re-initialisation; past this many producers the table is
+/// cleared (a producer not found simply gets a new id, which is always safe).
+const MAX_TRACKED_EPOCHS: usize = 100_000;
+
 #[derive(Debug)]
 pub struct ProducerIdManager {
     path: PathBuf,
     /// A `std` mutex: held for a counter bump and, once per block, a small fsynced write.
     state: Mutex<State>,
+    /// The current epoch of each producer id handed out by this process, so that only the
+    /// holder of the current epoch can bump it (KIP-360).
+    epochs: Mutex<std::collections::HashMap<i64, i16>>,
 }
 
 impl ProducerIdManager {
@@ -50,6 +57,7 @@ impl ProducerIdManager {
                 next: start,
                 block_end: start,
             }),
+            epochs: Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -63,12 +71,25 @@ impl ProducerIdManager {
         }
         let id = s.next;
         s.next += 1;
+        let mut epochs = self.epochs.lock().unwrap();
+        if epochs.len() >= MAX_TRACKED_EPOCHS {
+            epochs.clear();
+        }
+        epochs.insert(id, 0);
         Ok(id)
     }
 
-    /// Whether `id` was ever handed out (by this or an earlier run).
-    pub fn was_issued(&self, id: i64) -> bool {
-        id >= 0 && id < self.state.lock().unwrap().next
+    /// Bumps the epoch of `id` if `epoch` is its current one, returning the new epoch. A stale
+    /// epoch, an unknown id or an exhausted epoch gets `None`: the caller hands out a new id,
+    /// which fences nobody else.
+    pub fn bump(&self, id: i64, epoch: i16) -> Option<i16> {
+        let mut epochs = self.epochs.lock().unwrap();
+        let current = epochs.get_mut(&id)?;
+        if *current != epoch || epoch >= i16::MAX - 1 {
+            return None;
+        }
+        *current += 1;
+        Some(*current)
     }
 }
 
@@ -94,8 +115,10 @@ mod tests {
         let m = ProducerIdManager::open(dir.path()).unwrap();
         let a: Vec<i64> = (0..5).map(|_| m.next_id().unwrap()).collect();
         assert_eq!(a, vec![0, 1, 2, 3, 4]);
-        assert!(m.was_issued(4));
-        assert!(!m.was_issued(5));
+        assert_eq!(m.bump(4, 0), Some(1));
+        assert_eq!(m.bump(4, 0), None, "a stale epoch cannot bump");
+        assert_eq!(m.bump(4, 1), Some(2));
+        assert_eq!(m.bump(99, 0), None, "never issued");
         drop(m); // as after kill -9: nothing else written
         let m = ProducerIdManager::open(dir.path()).unwrap();
         let b = m.next_id().unwrap();

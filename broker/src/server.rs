@@ -212,6 +212,15 @@ async fn connection(
                         correlation_id,
                         reply: Reply::Now(Some(b.freeze())),
                     }
+                } else if api_key == ApiKey::Produce && api_version < 3 {
+                    let body = handlers::produce::legacy_unsupported(&req.body, api_version)
+                        .ok_or(ConnError::Unsupported(api_key, api_version))?;
+                    Pending {
+                        api_key,
+                        api_version,
+                        correlation_id,
+                        reply: Reply::Now(Some(body)),
+                    }
                 } else {
                     let entry = handlers::lookup(api_key)
                         .filter(|e| e.spec.supports(api_version))

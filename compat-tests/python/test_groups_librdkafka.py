@@ -205,3 +205,18 @@ def test_commit_restart_broker_resume_from_committed(broker):
                 first = m
         assert first is not None and first.offset() == 40 and first.value() == b"r-0040"
         c.close()
+
+
+def test_committed_offsets_survive_time_retention(broker_factory):
+    # __consumer_offsets is compact-only: retention.ms must never delete it.
+    broker = broker_factory("log.retention.ms=300", "log.retention.check.interval.ms=100")
+    create_topic(broker.bootstrap, "ret", 1)
+    produce(broker.bootstrap, "ret", [b"x-%d" % i for i in range(10)])
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "g-ret", "enable.auto.commit": False})
+    c.commit(offsets=[TopicPartition("ret", 0, 7)], asynchronous=False)
+    c.close()
+    time.sleep(2)  # many retention passes
+    broker.restart()
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "g-ret"})
+    assert c.committed([TopicPartition("ret", 0)], timeout=10)[0].offset == 7
+    c.close()

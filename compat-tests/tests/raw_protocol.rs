@@ -133,25 +133,37 @@ fn api_versions_above_ours_is_answered_as_v0_with_the_list() {
 }
 
 #[test]
-fn produce_v2_is_refused_without_harming_the_broker() {
-    let mut b = Broker::start(&[]);
+fn produce_v2_gets_unsupported_version_per_partition() {
+    let b = Broker::start(&[]);
     let mut s = connect(&b);
-    // A v2 produce body has the v3 layout minus the transactional id: acks, timeout, no topics.
+    // A v2 body is the v3 layout minus the transactional id: acks, timeout, topics.
     let mut frame = BytesMut::new();
     RequestHeader::default()
         .with_request_api_key(ApiKey::Produce as i16)
         .with_request_api_version(2)
-        .with_correlation_id(1)
+        .with_correlation_id(5)
         .encode(&mut frame, 1)
         .unwrap();
-    frame.extend_from_slice(&[0, 1, 0, 0, 0x03, 0xe8, 0, 0, 0, 0]);
+    frame.extend_from_slice(&[0, 1, 0, 0, 0x03, 0xe8]); // acks=1, timeout=1000
+    frame.extend_from_slice(&[0, 0, 0, 1, 0, 2, b'v', b'2']); // one topic "v2"
+    frame.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 3, 0xff, 0xff, 0xff, 0xff]); // partition 3, null records
     let mut out = (frame.len() as i32).to_be_bytes().to_vec();
     out.extend_from_slice(&frame);
     s.write_all(&out).unwrap();
-    assert!(read_frame(&mut s).is_none(), "v2 must be refused");
-    assert!(b.is_running());
-    let mut s2 = connect(&b);
-    let md: MetadataResponse = call(&mut s2, ApiKey::Metadata, 12, &MetadataRequest::default());
+    let f = read_frame(&mut s).expect("an answer, not a disconnect");
+    let expected: Vec<u8> = [
+        &5i32.to_be_bytes()[..],         // correlation id (header v0)
+        &[0, 0, 0, 1, 0, 2, b'v', b'2'], // topic "v2"
+        &[0, 0, 0, 1, 0, 0, 0, 3],       // partition 3
+        &35i16.to_be_bytes(),            // UNSUPPORTED_VERSION
+        &(-1i64).to_be_bytes(),          // base offset
+        &(-1i64).to_be_bytes(),          // log append time (v2)
+        &0i32.to_be_bytes(),             // throttle time (v1+)
+    ]
+    .concat();
+    assert_eq!(&f[..], &expected[..]);
+    // The connection stays usable.
+    let md: MetadataResponse = call(&mut s, ApiKey::Metadata, 12, &MetadataRequest::default());
     assert_eq!(md.brokers.len(), 1);
 }
 

@@ -116,6 +116,9 @@ pub struct LogConfig {
     pub segment_index_bytes: u32,
     /// `producer.id.expiration.ms`: forget idle producers' sequence state after this.
     pub producer_id_expiration_ms: i64,
+    /// Whether `cleanup.policy` includes `delete`. A compact-only log (`__consumer_offsets`) is
+    /// never shortened by `retention.ms` / `retention.bytes`, as in Kafka.
+    pub delete_retention: bool,
 }
 
 impl Default for LogConfig {
@@ -129,6 +132,7 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             segment_index_bytes: 10 << 20,
             producer_id_expiration_ms: DAY_MS,
+            delete_retention: true,
         }
     }
 }

@@ -553,7 +553,7 @@ impl UnifiedLog {
             .take_while(|(i, s)| s.next_offset <= hw && (*i + 1 < n || s.size_bytes > 0))
             .map(|(_, s)| s)
             .collect();
-        let by_time = if cfg.retention_ms >= 0 {
+        let by_time = if cfg.delete_retention && cfg.retention_ms >= 0 {
             deletable
                 .iter()
                 .take_while(|s| {
@@ -563,7 +563,7 @@ impl UnifiedLog {
         } else {
             0
         };
-        let by_size = if cfg.retention_bytes >= 0 {
+        let by_size = if cfg.delete_retention && cfg.retention_bytes >= 0 {
             let mut diff = total as i64 - cfg.retention_bytes;
             deletable
                 .iter()

@@ -663,3 +663,28 @@ fn foreign_files_in_log_dir_are_ignored() {
     let h = BatchHeader::parse(&batch(1, 1)).unwrap();
     assert_eq!(h.records_count, 1);
 }
+
+#[test]
+fn compact_only_logs_are_never_shortened_by_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, _) = open(dir.path(), relaxed());
+    let log = m
+        .create_partition(
+            &tp(0),
+            LogConfig {
+                segment_bytes: 500,
+                retention_ms: 1,
+                retention_bytes: 1,
+                delete_retention: false,
+                ..LogConfig::default()
+            },
+        )
+        .unwrap();
+    for i in 0..20 {
+        log.append(batch(2, 1_000 * i), &opts(1)).unwrap();
+    }
+    let before = files(&dir.path().join("t-0"), ".log").len();
+    assert_eq!(m.run_retention(1_000_000_000), 0);
+    assert_eq!(log.log_start_offset(), 0);
+    assert_eq!(files(&dir.path().join("t-0"), ".log").len(), before);
+}

@@ -3,7 +3,8 @@
 //! A fresh call gets a producer id never handed out before (see `producer_ids`). A producer that
 //! re-initialises with its current id and epoch (KIP-360, librdkafka and Java do this after some
 //! sequence errors) gets the same id with the epoch bumped, so that the partitions reset its
-//! sequence numbers; at the epoch's limit it gets a new id instead. Transactional ids are
+//! sequence numbers. A stale epoch, an id this process did not hand out (e.g. before a restart)
+//! or an exhausted epoch gets a new id instead, as Kafka gives idempotent producers. Transactional ids are
 //! refused with Kafka's error until the transaction coordinator exists.
 
 use std::sync::Arc;
@@ -40,14 +41,12 @@ impl Handler for InitProducerId {
             ));
         }
         let pid = req.producer_id.0;
-        let bump = pid >= 0
-            && req.producer_epoch >= 0
-            && req.producer_epoch < i16::MAX - 1
-            && broker.producer_ids.was_issued(pid);
-        let result = if bump {
-            Ok((pid, req.producer_epoch + 1))
-        } else {
-            broker.producer_ids.next_id().map(|id| (id, 0))
+        let bumped = (pid >= 0 && req.producer_epoch >= 0)
+            .then(|| broker.producer_ids.bump(pid, req.producer_epoch))
+            .flatten();
+        let result = match bumped {
+            Some(epoch) => Ok((pid, epoch)),
+            None => broker.producer_ids.next_id().map(|id| (id, 0)),
         };
         Ok(Reply::Now(match result {
             Ok((id, epoch)) => resp

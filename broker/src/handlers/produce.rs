@@ -22,6 +22,44 @@ use crate::broker::Broker;
 
 pub struct Produce;
 
+/// Produce v0–2 (Kafka 4 removed them but still advertises v0, because librdkafka disables
+/// compression when it is missing): answered, as Kafka 4 answers them, with UNSUPPORTED_VERSION
+/// for every partition, in the request's own version. `kafka-protocol` decodes only v3+, and a
+/// v0–2 body is a v3 body without the leading nullable transactional id, so one is prepended.
+/// Returns `None` when the body cannot be read or asks for no answer (acks=0): the connection is
+/// then closed.
+pub fn legacy_unsupported(body: &[u8], version: i16) -> Option<Bytes> {
+    use bytes::BufMut;
+    let mut v3 = bytes::BytesMut::with_capacity(body.len() + 2);
+    v3.put_i16(-1);
+    v3.put_slice(body);
+    let req: ProduceRequest =
+        oxbow_wire::decode::decode_checked(ApiKey::Produce, 3, v3.freeze()).ok()?;
+    if req.acks == 0 {
+        return None;
+    }
+    let code = ResponseError::UnsupportedVersion.code();
+    let mut out = bytes::BytesMut::new();
+    out.put_i32(req.topic_data.len() as i32);
+    for t in &req.topic_data {
+        out.put_i16(t.name.0.len() as i16);
+        out.put_slice(t.name.0.as_bytes());
+        out.put_i32(t.partition_data.len() as i32);
+        for p in &t.partition_data {
+            out.put_i32(p.index);
+            out.put_i16(code);
+            out.put_i64(-1); // base_offset
+            if version >= 2 {
+                out.put_i64(-1); // log_append_time_ms
+            }
+        }
+    }
+    if version >= 1 {
+        out.put_i32(0); // throttle_time_ms
+    }
+    Some(out.freeze())
+}
+
 /// The outcome of the ordered phase for one partition.
 struct Appended {
     index: i32,
@@ -101,8 +139,8 @@ fn check_records(
 impl Handler for Produce {
     type Request = ProduceRequest;
     type Response = ProduceResponse;
-    // Advertised from v0 like Kafka 4 (librdkafka turns compression off without v0); v0–2 cannot
-    // be decoded and close the connection with a logged error.
+    // Advertised from v0 like Kafka 4 (librdkafka turns compression off without v0); v0–2 are
+    // answered by `legacy_unsupported` before decoding.
     const SPEC: ApiSpec = ApiSpec::of::<ProduceRequest>(ApiKey::Produce).advertised_from(0);
 
     async fn handle(
@@ -110,12 +148,6 @@ impl Handler for Produce {
         ctx: &RequestCtx,
         req: ProduceRequest,
     ) -> Result<Reply<ProduceResponse>, HandlerError> {
-        if ctx.api_version < 3 {
-            return Err(HandlerError::Refused(format!(
-                "Produce v{} is not supported (Kafka 4 requires v3+)",
-                ctx.api_version
-            )));
-        }
         let acks = req.acks;
         let now = now_ms();
         let by_id = ctx.api_version >= 13;
