@@ -2,7 +2,7 @@
 # Runs every test of Oxbow on a fresh Debian machine, installing what the tests need:
 # formatting and lints, the Rust unit/property/crash tests, the librdkafka tests (the rdkafka
 # crate builds librdkafka from source), the Python clients (confluent-kafka = librdkafka,
-# kafka-python) and the Java client with AdminClient (Maven). A missing tool fails the run;
+# kafka-python), franz-go (Go modules) and the Java client with AdminClient (Maven). A missing tool fails the run;
 # nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +27,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq cmake g++ make maven default-jdk-headless python3 python3-pip pkg-config \
     libcurl4-openssl-dev libssl-dev zlib1g-dev >/dev/null
 fi
-for tool in cargo rustc cmake g++ mvn java python3; do
+for tool in cargo rustc cmake g++ mvn java python3 go; do
   command -v "$tool" >/dev/null 2>&1 || die "$tool is required and could not be installed"
 done
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
@@ -53,6 +53,9 @@ cargo test --workspace
 
 step "python clients (librdkafka via confluent-kafka, kafka-python)"
 python3 -m pytest -q compat-tests/python
+
+step "franz-go (Go)"
+(cd compat-tests/go && go test -count=1 ./...)
 
 step "java client and AdminClient"
 (cd compat-tests/java && mvn -B -ntp test)

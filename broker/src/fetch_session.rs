@@ -1,7 +1,7 @@
 //! Incremental fetch sessions (KIP-227).
 //!
-//! A consumer's first fetch (session id 0, epoch 0) creates a session holding its partitions and
-//! their fetch positions. Later fetches (the session id and the next epoch) send only what
+//! A full fetch (epoch 0) creates a session holding the consumer's partitions and their fetch
+//! positions, closing the session it names, if any. Later fetches (the session id and the next epoch) send only what
 //! changed, and the response carries only partitions with news: records, a moved high
 //! watermark / last stable offset / log start offset, or an error. Epoch -1 closes the session
 //! and makes a sessionless full fetch. Sessions are capped (`capacity`); when full, the least
@@ -92,7 +92,11 @@ impl FetchSessions {
                 }
                 Ok((SessionMode::Sessionless, requested))
             }
-            (0, 0) => {
+            (old, 0) => {
+                // A full fetch closes the session it names (if any) and starts a new one.
+                if old != 0 {
+                    g.sessions.remove(&old);
+                }
                 if g.sessions.len() >= self.capacity {
                     let oldest = g
                         .sessions
@@ -218,6 +222,10 @@ mod tests {
             s.begin(999, 1, vec![], &[]).unwrap_err(),
             ResponseError::FetchSessionIdNotFound
         );
+        // A full fetch naming a session replaces it (franz-go resets sessions this way).
+        let (mode, _) = s.begin(id, 0, vec![part("a", 0, 7)], &[]).unwrap();
+        let SessionMode::New { id } = mode else { panic!("{mode:?}") };
+        assert_eq!(s.begin(id, 1, vec![], &[]).unwrap().1[0].fetch_offset, 7);
         // Capacity 2: a third session evicts the least recently used.
         s.begin(0, 0, vec![], &[]).unwrap();
         s.begin(0, 0, vec![], &[]).unwrap();
