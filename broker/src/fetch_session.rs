@@ -224,7 +224,9 @@ mod tests {
         );
         // A full fetch naming a session replaces it (franz-go resets sessions this way).
         let (mode, _) = s.begin(id, 0, vec![part("a", 0, 7)], &[]).unwrap();
-        let SessionMode::New { id } = mode else { panic!("{mode:?}") };
+        let SessionMode::New { id } = mode else {
+            panic!("{mode:?}")
+        };
         assert_eq!(s.begin(id, 1, vec![], &[]).unwrap().1[0].fetch_offset, 7);
         // Capacity 2: a third session evicts the least recently used.
         s.begin(0, 0, vec![], &[]).unwrap();
