@@ -154,4 +154,47 @@ class AdminTest {
       assertEquals("v20", first.value());
     }
   }
+
+  @Test
+  void brokerAndInheritedTopicConfigsReportTheirSource() throws Exception {
+    admin.close(Duration.ofSeconds(5));
+    broker.close();
+    broker = new OxbowBroker("log.retention.hours=48");
+    admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, broker.bootstrap));
+
+    ConfigResource brokerRes = new ConfigResource(ConfigResource.Type.BROKER, "1");
+    Config brokerCfg = admin.describeConfigs(List.of(brokerRes)).all().get().get(brokerRes);
+    ConfigEntry hours = brokerCfg.get("log.retention.hours");
+    assertNotNull(hours, "broker config log.retention.hours");
+    assertEquals("48", hours.value());
+    assertEquals(ConfigEntry.ConfigSource.STATIC_BROKER_CONFIG, hours.source());
+    assertFalse(hours.isDefault());
+    ConfigEntry maxBytes = brokerCfg.get("socket.request.max.bytes");
+    assertNotNull(maxBytes, "broker config socket.request.max.bytes");
+    assertEquals("104857600", maxBytes.value());
+    assertTrue(maxBytes.isDefault());
+    assertEquals(ConfigEntry.ConfigSource.DEFAULT_CONFIG, maxBytes.source());
+
+    // A topic without overrides inherits the broker's retention.
+    admin.createTopics(List.of(new NewTopic("inherits", 1, (short) 1))).all().get();
+    ConfigResource res = new ConfigResource(ConfigResource.Type.TOPIC, "inherits");
+    Config cfg = admin.describeConfigs(List.of(res)).all().get().get(res);
+    assertEquals(String.valueOf(48L * 3600 * 1000), cfg.get("retention.ms").value());
+    assertEquals(ConfigEntry.ConfigSource.STATIC_BROKER_CONFIG, cfg.get("retention.ms").source());
+    assertEquals("-1", cfg.get("retention.bytes").value());
+    assertEquals(ConfigEntry.ConfigSource.DEFAULT_CONFIG, cfg.get("retention.bytes").source());
+    assertTrue(cfg.get("retention.bytes").isDefault());
+
+    // An incremental change shows up as a topic override; deleting it goes back to the broker's.
+    admin.incrementalAlterConfigs(Map.of(res, List.of(
+        new AlterConfigOp(new ConfigEntry("retention.ms", "60000"), AlterConfigOp.OpType.SET)))).all().get();
+    cfg = admin.describeConfigs(List.of(res)).all().get().get(res);
+    assertEquals("60000", cfg.get("retention.ms").value());
+    assertEquals(ConfigEntry.ConfigSource.DYNAMIC_TOPIC_CONFIG, cfg.get("retention.ms").source());
+    admin.incrementalAlterConfigs(Map.of(res, List.of(
+        new AlterConfigOp(new ConfigEntry("retention.ms", ""), AlterConfigOp.OpType.DELETE)))).all().get();
+    cfg = admin.describeConfigs(List.of(res)).all().get().get(res);
+    assertEquals(String.valueOf(48L * 3600 * 1000), cfg.get("retention.ms").value());
+    assertEquals(ConfigEntry.ConfigSource.STATIC_BROKER_CONFIG, cfg.get("retention.ms").source());
+  }
 }

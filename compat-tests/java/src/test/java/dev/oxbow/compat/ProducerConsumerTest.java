@@ -51,39 +51,58 @@ class ProducerConsumerTest {
   @Test
   void defaultIdempotentProducerRecordsReadBackExactlyOnceInOrder() throws Exception {
     int n = 3000;
-    Map<Integer, List<Long>> offsets = new TreeMap<>();
+    // partition -> values in acknowledged offset order
+    Map<Integer, TreeMap<Long, String>> acked = new TreeMap<>();
     try (KafkaProducer<String, String> producer = producer()) {
       List<Future<RecordMetadata>> acks = new ArrayList<>();
       for (int i = 0; i < n; i++) acks.add(producer.send(new ProducerRecord<>("java-idem", "key-" + (i % 17), "v" + i)));
-      for (Future<RecordMetadata> f : acks) {
-        RecordMetadata md = f.get(30, TimeUnit.SECONDS);
-        offsets.computeIfAbsent(md.partition(), k -> new ArrayList<>()).add(md.offset());
+      for (int i = 0; i < n; i++) {
+        RecordMetadata md = acks.get(i).get(30, TimeUnit.SECONDS);
+        String previous = acked.computeIfAbsent(md.partition(), k -> new TreeMap<>()).put(md.offset(), "v" + i);
+        assertNull(previous, "offset " + md.offset() + " acknowledged twice");
       }
     }
-    // Offsets per partition are dense and increasing: no gaps, no duplicates.
-    for (List<Long> os : offsets.values()) {
-      for (int i = 0; i < os.size(); i++) assertEquals((long) i, os.get(i));
+    assertTrue(acked.size() > 1, "17 keys over 3 partitions should use more than one partition");
+    // Offsets per partition are dense from 0: no gaps, no duplicates.
+    for (TreeMap<Long, String> os : acked.values()) {
+      assertEquals(0L, os.firstKey());
+      assertEquals(os.size() - 1L, os.lastKey());
     }
     try (KafkaConsumer<String, String> consumer = consumer()) {
       List<TopicPartition> parts = new ArrayList<>();
-      for (int p : offsets.keySet()) parts.add(new TopicPartition("java-idem", p));
+      for (int p : acked.keySet()) parts.add(new TopicPartition("java-idem", p));
       consumer.assign(parts);
       consumer.seekToBeginning(parts);
+      Map<Integer, List<ConsumerRecord<String, String>>> read = new TreeMap<>();
       Map<String, List<Integer>> perKey = new HashMap<>();
       int got = 0;
       long deadline = System.currentTimeMillis() + 30_000;
       while (got < n && System.currentTimeMillis() < deadline) {
         for (ConsumerRecord<String, String> r : consumer.poll(Duration.ofMillis(200))) {
+          read.computeIfAbsent(r.partition(), k -> new ArrayList<>()).add(r);
           perKey.computeIfAbsent(r.key(), k -> new ArrayList<>()).add(Integer.parseInt(r.value().substring(1)));
           got++;
         }
       }
-      assertEquals(n, got);
+      // Look briefly for anything beyond n (a duplicate).
+      got += consumer.poll(Duration.ofMillis(500)).count();
+      assertEquals(n, got, "records read back");
+      for (Map.Entry<Integer, List<ConsumerRecord<String, String>>> e : read.entrySet()) {
+        TreeMap<Long, String> want = acked.get(e.getKey());
+        List<String> values = new ArrayList<>();
+        for (ConsumerRecord<String, String> r : e.getValue()) {
+          assertEquals(want.get(r.offset()), r.value(), "partition " + e.getKey() + " offset " + r.offset());
+          values.add(r.value());
+        }
+        assertEquals(new ArrayList<>(want.values()), values, "partition " + e.getKey() + " order");
+      }
       for (List<Integer> vs : perKey.values()) {
         List<Integer> sorted = new ArrayList<>(vs);
         Collections.sort(sorted);
         assertEquals(sorted, vs, "per-key order must hold");
       }
+      Map<TopicPartition, Long> end = consumer.endOffsets(parts);
+      assertEquals(n, end.values().stream().mapToLong(Long::longValue).sum(), "end offsets");
     }
   }
 
