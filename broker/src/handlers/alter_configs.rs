@@ -30,6 +30,24 @@ pub(crate) struct ResourceShape<'a> {
     pub null_values: Vec<&'a str>,
 }
 
+impl<'a> ResourceShape<'a> {
+    /// A resource from its configs as `(name, value required but null)` pairs.
+    pub(crate) fn new(
+        resource_type: i8,
+        name: &'a str,
+        configs: impl Iterator<Item = (&'a str, bool)>,
+    ) -> Self {
+        let (keys, nulls): (Vec<_>, Vec<_>) =
+            configs.map(|(k, null)| (k, null.then_some(k))).unzip();
+        ResourceShape {
+            resource_type,
+            name,
+            keys,
+            null_values: nulls.into_iter().flatten().collect(),
+        }
+    }
+}
+
 fn invalid_request(message: impl Into<String>) -> ApiError {
     ApiError::new(ResponseError::InvalidRequest, message)
 }
@@ -128,16 +146,14 @@ impl Handler for AlterConfigs {
         let shapes: Vec<ResourceShape<'_>> = req
             .resources
             .iter()
-            .map(|r| ResourceShape {
-                resource_type: r.resource_type,
-                name: r.resource_name.as_str(),
-                keys: r.configs.iter().map(|c| c.name.as_str()).collect(),
-                null_values: r
-                    .configs
-                    .iter()
-                    .filter(|c| c.value.is_none())
-                    .map(|c| c.name.as_str())
-                    .collect(),
+            .map(|r| {
+                ResourceShape::new(
+                    r.resource_type,
+                    r.resource_name.as_str(),
+                    r.configs
+                        .iter()
+                        .map(|c| (c.name.as_str(), c.value.is_none())),
+                )
             })
             .collect();
         let checks = preprocess(broker, &shapes);

@@ -106,16 +106,17 @@ impl Handler for IncrementalAlterConfigs {
         let shapes: Vec<ResourceShape<'_>> = req
             .resources
             .iter()
-            .map(|r| ResourceShape {
-                resource_type: r.resource_type,
-                name: r.resource_name.as_str(),
-                keys: r.configs.iter().map(|c| c.name.as_str()).collect(),
-                null_values: r
-                    .configs
-                    .iter()
-                    .filter(|c| c.config_operation != OP_DELETE && c.value.is_none())
-                    .map(|c| c.name.as_str())
-                    .collect(),
+            .map(|r| {
+                ResourceShape::new(
+                    r.resource_type,
+                    r.resource_name.as_str(),
+                    r.configs.iter().map(|c| {
+                        (
+                            c.name.as_str(),
+                            c.config_operation != OP_DELETE && c.value.is_none(),
+                        )
+                    }),
+                )
             })
             .collect();
         let checks = preprocess(broker, &shapes);
