@@ -84,6 +84,12 @@ def proc_cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
 
 
+def proc_user_sys(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) / TICKS, int(fields[12]) / TICKS
+
+
 def proc_status_kb(pid, key):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -148,7 +154,9 @@ class Broker:
             f.write("\n".join(lines) + "\n")
         log4j = f"-Dlog4j2.configurationFile={os.path.join(BENCH, 'kafka', 'log4j2.properties')}"
         if not os.path.exists(os.path.join(self.data, "meta.properties")):
-            cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cluster = "-"
+            while cluster.startswith("-"):  # an id starting with '-' would read as an option
+                cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             t = time.monotonic()
             subprocess.run(["java", log4j, "-cp", os.path.join(KAFKA_JARS, "*"),
                             "kafka.tools.StorageTool", "format", "-t", cluster, "-c", props,
@@ -228,11 +236,12 @@ def rd_produce(port, topic, size, count, logdir, name, partition=0, linger=5, ra
     if latfile:
         cmd += ["-l", "-A", latfile]
     out, wall = run_tool(name, cmd, timeout or max(180, count / 2000), logdir)
-    m = re.search(r"% (\d+) messages produced \((\d+) bytes\), (\d+) delivered \(offset -?\d+, "
-                  r"(\d+) failed\) in (\d+)ms", out)
+    # The last of its periodic summary lines is the final one.
+    m = re.findall(r"% (\d+) messages produced \((\d+) bytes\), (\d+) delivered \(offset -?\d+, "
+                   r"(\d+) failed\) in (\d+)ms", out)
     if not m:
         raise WorkloadError("no summary line from rdkafka_performance")
-    msgs, nbytes, ok, failed, ms = (int(x) for x in m.groups())
+    msgs, nbytes, ok, failed, ms = (int(x) for x in m[-1])
     if failed or ok != count:
         raise WorkloadError(f"{ok}/{count} delivered, {failed} failed")
     secs = ms / 1000.0
@@ -257,10 +266,10 @@ def rd_consume(port, topic, count, logdir, name, partition=0, offset="beginning"
 
 
 def parse_rd_consume(out, count):
-    m = re.search(r"% (\d+) messages \((\d+) bytes\) consumed in (\d+)ms", out)
+    m = re.findall(r"% (\d+) messages \((\d+) bytes\) consumed in (\d+)ms", out)
     if not m:
         raise WorkloadError("no summary line from rdkafka_performance")
-    msgs, nbytes, ms = (int(x) for x in m.groups())
+    msgs, nbytes, ms = (int(x) for x in m[-1])
     if msgs < count:
         raise WorkloadError(f"consumed {msgs}/{count}")
     secs = max(ms, 1) / 1000.0
@@ -272,26 +281,35 @@ def java_tool(cls):
             "-cp", os.path.join(TOOLS_JARS, "*"), f"org.apache.kafka.tools.{cls}"]
 
 
-def java_produce(port, topic, size, count, logdir, name, linger=5, rate=-1, timeout=None):
+PP_LINE = re.compile(r"(\d+) (steady state )?records sent, ([\d.]+) records/sec \([\d.]+ MB/sec\), "
+                     r"([\d.]+) ms avg latency, [\d.]+ ms max latency, (\d+) ms 50th, \d+ ms 95th, "
+                     r"(\d+) ms 99th, (\d+) ms 99.9th")
+
+
+def java_produce(port, topic, size, count, logdir, name, linger=5, rate=-1, warmup=0,
+                 timeout=None):
     cmd = java_tool("ProducerPerformance") + [
         "--topic", topic, "--num-records", str(count), "--record-size", str(size),
-        "--throughput", str(rate), "--producer-props", f"bootstrap.servers={HOST}:{port}",
+        "--throughput", str(rate), "--command-property", f"bootstrap.servers={HOST}:{port}",
         "acks=all", f"linger.ms={linger}", "batch.size=1048576", "client.id=oxbow-bench"]
+    if warmup:
+        cmd += ["--warmup-records", str(warmup)]
     out, wall = run_tool(name, cmd, timeout or max(180, count / 2000), logdir)
-    m = re.search(r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg "
-                  r"latency, ([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th, "
-                  r"(\d+) ms 99.9th", out)
-    if not m:
+    lines = PP_LINE.findall(out)
+    total = [x for x in lines if not x[1]]
+    if not total:
         raise WorkloadError("no summary line from ProducerPerformance")
-    sent = int(m.group(1))
+    sent = int(total[-1][0])
     if sent != count:
         raise WorkloadError(f"sent {sent}/{count}")
     if re.search(r"Exception|ERROR", out):
         raise WorkloadError("errors in ProducerPerformance output")
-    rps = float(m.group(2))
+    # With --warmup-records, the "steady state" line (printed after the total) is the one used.
+    x = lines[-1]
+    rps = float(x[2])
     return {"msgs_s": rps, "MB_s": rps * size / 1e6, "bytes": sent * size,
-            "p50_ms": float(m.group(6)), "p99_ms": float(m.group(8)),
-            "p999_ms": float(m.group(9)), "avg_ms": float(m.group(4))}
+            "avg_ms": float(x[3]), "p50_ms": float(x[4]), "p99_ms": float(x[5]),
+            "p999_ms": float(x[6])}
 
 
 def java_consume(port, topic, count, logdir, name, timeout=None):
@@ -314,9 +332,11 @@ def java_consume(port, topic, count, logdir, name, timeout=None):
             "secs": secs, "rebalance_ms": float(f[6])}
 
 
-def percentiles(path):
+def percentiles(path, skip=0):
+    """Latency percentiles (ms) from a file of per-record microseconds, after dropping the first
+    `skip` records (warm-up)."""
     with open(path) as f:
-        v = sorted(int(x) for x in f if x.strip())
+        v = sorted([int(x) for x in f if x.strip()][skip:])
     if not v:
         raise WorkloadError("no latency samples")
 
@@ -329,17 +349,21 @@ def percentiles(path):
 
 # --- one session ------------------------------------------------------------------------------
 
-def measured(broker, res, key, fn, *, bytes_key="bytes"):
-    """Runs fn() and stores its figures plus the broker's CPU-seconds, disk writes and wall
-    time under res[key]; stores {"error": ...} if it fails."""
+def measured(broker, res, key, fn, *, setup=None, bytes_key="bytes"):
+    """Runs setup() (not measured), then fn(), and stores fn's figures plus the broker's
+    CPU-seconds, disk writes and wall time under res[key]; stores {"error": ...} if either
+    fails."""
     if not broker.alive():
         res[key] = {"error": "broker not running"}
         return None
-    cpu0, wb0 = proc_cpu_s(broker.pid), proc_write_bytes(broker.pid)
-    t = time.monotonic()
     try:
+        if setup:
+            setup()
+        cpu0, wb0 = proc_cpu_s(broker.pid), proc_write_bytes(broker.pid)
+        us0 = proc_user_sys(broker.pid)
+        t = time.monotonic()
         r = fn()
-    except (WorkloadError, RuntimeError, OSError, ConnectionError) as e:
+    except Exception as e:  # noqa: BLE001 - a failing workload is reported, the run goes on
         res[key] = {"error": str(e)[:300]}
         log(f"  {key}: FAILED {e}")
         return None
@@ -349,6 +373,8 @@ def measured(broker, res, key, fn, *, bytes_key="bytes"):
         return None
     cpu = proc_cpu_s(broker.pid) - cpu0
     wb = proc_write_bytes(broker.pid) - wb0
+    us1 = proc_user_sys(broker.pid)
+    r["broker_user_s"], r["broker_sys_s"] = us1[0] - us0[0], us1[1] - us0[1]
     r["broker_cpu_s"] = cpu
     r["wall_s"] = wall
     if r.get(bytes_key):
@@ -360,48 +386,32 @@ def measured(broker, res, key, fn, *, bytes_key="bytes"):
     return r
 
 
-def session(mode, run_no):
-    sess = f"run{run_no}-{mode}"
-    b = Broker(mode, sess)
-    logdir = b.dir
-    res = {"mode": mode, "run": run_no}
-    log(f"session {sess}")
-    try:
-        res["start_to_first_produce_s"] = b.start()
-    except Exception as e:  # noqa: BLE001 - any start failure is reported as such
-        res["error"] = f"start failed: {e}"
-        log(f"  start FAILED: {e}")
-        b.stop()
-        return res
-    if b.prep_s is not None:
-        res["storage_format_s"] = b.prep_s
-    log(f"  start-to-first-produce {res['start_to_first_produce_s']:.3f}s")
-    time.sleep(3)
-    res["idle_rss_kb"] = proc_status_kb(b.pid, "VmRSS")
-    port = b.port
-    n = RECORDS
+def topic(port, name, partitions=1):
+    return lambda: kclient.ensure_topic(HOST, port, name, partitions)
+
+
+def run_workloads(b, res):
+    port, logdir, n = b.port, b.dir, RECORDS
     w = res.setdefault("w", {})
 
     for tool in TOOLS:
+        rd = tool == "rdkafka"
         if "W1" in WORKLOADS:
-            kclient.ensure_topic(HOST, port, f"w1-{tool}", 1)
-            fn = (lambda: rd_produce(port, "w1-rdkafka", 1024, n, logdir, "W1-rdkafka")) \
-                if tool == "rdkafka" else \
-                (lambda: java_produce(port, "w1-java", 1024, n, logdir, "W1-java"))
-            measured(b, w, f"W1/{tool}", fn)
+            t = f"w1-{tool}"
+            fn = (lambda t=t: rd_produce(port, t, 1024, n, logdir, "W1-rdkafka")) if rd else \
+                (lambda t=t: java_produce(port, t, 1024, n, logdir, "W1-java"))
+            measured(b, w, f"W1/{tool}", fn, setup=topic(port, t))
         if "W2" in WORKLOADS:
-            kclient.ensure_topic(HOST, port, f"w2-{tool}", 1)
-            fn = (lambda: rd_produce(port, "w2-rdkafka", 100, n, logdir, "W2-rdkafka")) \
-                if tool == "rdkafka" else \
-                (lambda: java_produce(port, "w2-java", 100, n, logdir, "W2-java"))
-            measured(b, w, f"W2/{tool}", fn)
+            t = f"w2-{tool}"
+            fn = (lambda t=t: rd_produce(port, t, 100, n, logdir, "W2-rdkafka")) if rd else \
+                (lambda t=t: java_produce(port, t, 100, n, logdir, "W2-java"))
+            measured(b, w, f"W2/{tool}", fn, setup=topic(port, t))
         if "W3" in WORKLOADS:
-            kclient.ensure_topic(HOST, port, f"w3-{tool}", 8)
-            fn = (lambda: rd_produce(port, "w3-rdkafka", 1024, n, logdir, "W3-rdkafka",
-                                     partition=None)) \
-                if tool == "rdkafka" else \
-                (lambda: java_produce(port, "w3-java", 1024, n, logdir, "W3-java"))
-            measured(b, w, f"W3/{tool}", fn)
+            t = f"w3-{tool}"
+            fn = (lambda t=t: rd_produce(port, t, 1024, n, logdir, "W3-rdkafka",
+                                         partition=None)) if rd else \
+                (lambda t=t: java_produce(port, t, 1024, n, logdir, "W3-java"))
+            measured(b, w, f"W3/{tool}", fn, setup=topic(port, t, 8))
 
     if "W4" in WORKLOADS:
         # Consumes the 1 KiB records W1 stored (the rdkafka topic, else the Java one).
@@ -418,36 +428,32 @@ def session(mode, run_no):
 
     if "W5" in WORKLOADS:
         for rate in LAT_RATES:
-            cnt = rate * LAT_SECONDS
+            cnt = rate * (LAT_SECONDS + 1)  # the first second is warm-up, not counted
             for tool in TOOLS:
-                topic = f"w5-{rate}-{tool}"
-                kclient.ensure_topic(HOST, port, topic, 1)
+                t = f"w5-{rate}-{tool}"
                 if tool == "rdkafka":
-                    lat = os.path.join(logdir, f"{topic}.lat")
-
-                    def fn(topic=topic, cnt=cnt, lat=lat, rate=rate):
-                        r = rd_produce(port, topic, 1024, cnt, logdir, f"W5-{rate}-rdkafka",
+                    def fn(t=t, cnt=cnt, rate=rate):
+                        lat = os.path.join(logdir, f"{t}.lat")
+                        r = rd_produce(port, t, 1024, cnt, logdir, f"W5-{rate}-rdkafka",
                                        linger=0, rate=rate, latfile=lat)
-                        r.update(percentiles(lat))
+                        r.update(percentiles(lat, skip=rate))
                         return r
                 else:
-                    def fn(topic=topic, cnt=cnt, rate=rate):
-                        return java_produce(port, topic, 1024, cnt, logdir, f"W5-{rate}-java",
-                                            linger=0, rate=rate)
-                measured(b, w, f"W5@{rate}/{tool}", fn)
+                    def fn(t=t, cnt=cnt, rate=rate):
+                        return java_produce(port, t, 1024, cnt, logdir, f"W5-{rate}-java",
+                                            linger=0, rate=rate, warmup=rate)
+                measured(b, w, f"W5@{rate}/{tool}", fn, setup=topic(port, t))
 
     if "W6" in WORKLOADS and "rdkafka" in TOOLS:
-        topic = "w6"
-        kclient.ensure_topic(HOST, port, topic, 1)
-        cnt = E2E_RATE * LAT_SECONDS
+        cnt = E2E_RATE * (LAT_SECONDS + 1)  # the first second is warm-up, not counted
 
         def fn():
             clat = os.path.join(logdir, "w6-consumer.lat")
-            cons, cpath = rd_consume(port, topic, cnt, logdir, "W6-consumer", offset="end",
+            cons, cpath = rd_consume(port, "w6", cnt, logdir, "W6-consumer", offset="end",
                                      latfile=clat, popen=True)
             try:
                 time.sleep(3)  # let the consumer reach the end of the (empty) log
-                rd_produce(port, topic, 1024, cnt, logdir, "W6-producer", linger=0,
+                rd_produce(port, "w6", 1024, cnt, logdir, "W6-producer", linger=0,
                            rate=E2E_RATE, latfile=os.path.join(logdir, "w6-producer.lat"))
                 cons.wait(timeout=60)
             except subprocess.TimeoutExpired:
@@ -458,43 +464,70 @@ def session(mode, run_no):
                     cons.wait()
             r = parse_rd_consume(open(cpath).read(), cnt)
             r = {"msgs_s": r["msgs_s"]}
-            r.update(percentiles(clat))
+            r.update(percentiles(clat, skip=E2E_RATE))
             return r
-        measured(b, w, "W6/rdkafka", fn)
+        measured(b, w, "W6/rdkafka", fn, setup=topic(port, "w6"))
 
     if "W7" in WORKLOADS and "rdkafka" in TOOLS:
-        kclient.ensure_topic(HOST, port, "w7", 1)
         conns = []
-        try:
-            rss0 = proc_status_kb(b.pid, "VmRSS")
-            conns = kclient.open_idle(HOST, port, IDLE_CONNS)
-            time.sleep(2)
-            rss1 = proc_status_kb(b.pid, "VmRSS")
+        rss = {}
 
-            def fn():
-                r = rd_produce(port, "w7", 1024, n, logdir, "W7-rdkafka")
-                for c in conns:  # the idle connections must still be usable
-                    c.api_versions()
-                return r
-            r = measured(b, w, "W7/rdkafka", fn)
+        def setup():
+            kclient.ensure_topic(HOST, port, "w7", 1)
+            rss[0] = proc_status_kb(b.pid, "VmRSS")
+            conns.extend(kclient.open_idle(HOST, port, IDLE_CONNS))
+            time.sleep(2)
+            rss[1] = proc_status_kb(b.pid, "VmRSS")
+
+        def fn():
+            r = rd_produce(port, "w7", 1024, n, logdir, "W7-rdkafka")
+            for c in conns:  # the idle connections must still be usable
+                c.api_versions()
+            return r
+        try:
+            r = measured(b, w, "W7/rdkafka", fn, setup=setup)
             if r is not None:
-                r["rss_per_idle_conn_kb"] = (rss1 - rss0) / IDLE_CONNS
-        except (OSError, ConnectionError) as e:
-            w["W7/rdkafka"] = {"error": f"idle connections: {e}"}
+                r["rss_per_idle_conn_kb"] = (rss[1] - rss[0]) / IDLE_CONNS
         finally:
             for c in conns:
                 c.close()
 
-    if b.alive():
-        res["peak_rss_kb"] = proc_status_kb(b.pid, "VmHWM")
-        res["session_cpu_s"] = proc_cpu_s(b.pid)
-    else:
-        res["error"] = f"broker exited (code {b.proc.returncode})"
-    rc = b.stop()
-    res["stop_rc"] = rc
-    du = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(b.data) for f in fs)
-    res["data_dir_bytes"] = du
-    shutil.rmtree(b.data, ignore_errors=True)  # keep the logs, drop the data
+
+def session(mode, run_no):
+    sess = f"run{run_no}-{mode}"
+    b = Broker(mode, sess)
+    res = {"mode": mode, "run": run_no, "loadavg_before": os.getloadavg()[0]}
+    log(f"session {sess} (load average {res['loadavg_before']:.2f})")
+    try:
+        try:
+            res["start_to_first_produce_s"] = b.start()
+        except Exception as e:  # noqa: BLE001 - any start failure is reported as such
+            res["error"] = f"start failed: {e}"[:300]
+            log(f"  start FAILED: {e}")
+            return res
+        if b.prep_s is not None:
+            res["storage_format_s"] = b.prep_s
+        log(f"  start-to-first-produce {res['start_to_first_produce_s']:.3f}s")
+        time.sleep(3)
+        res["idle_rss_kb"] = proc_status_kb(b.pid, "VmRSS")
+        try:
+            run_workloads(b, res)
+        except Exception as e:  # noqa: BLE001 - report, then go on with the next session
+            res["error"] = f"session aborted: {e}"[:300]
+            log(f"  session aborted: {e}")
+        if b.alive():
+            res["peak_rss_kb"] = proc_status_kb(b.pid, "VmHWM")
+            res["session_cpu_s"] = proc_cpu_s(b.pid)
+        else:
+            res["error"] = f"broker exited (code {b.proc.returncode})"
+    finally:
+        res["stop_rc"] = b.stop()
+        du = sum(os.path.getsize(os.path.join(dp, f))
+                 for dp, _, fs in os.walk(b.data) for f in fs)
+        res["data_dir_bytes"] = du
+        shutil.rmtree(b.data, ignore_errors=True)  # keep the logs, drop the data
+        os.sync()  # leave no dirty pages behind for the next session's broker to pay for
+        time.sleep(1)
     return res
 
 
@@ -523,7 +556,12 @@ def perf_profile():
                                  capture_output=True, text=True, timeout=300).stdout
             rows = [ln.rstrip() for ln in rep.splitlines() if ln.strip() and not
                     ln.startswith("#")]
-            out[mode] = rows[:25]
+            by_dso = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
+                                     "--sort", "dso", "-g", "none", "--percent-limit", "1"],
+                                    capture_output=True, text=True, timeout=300).stdout
+            dsos = [ln.rstrip() for ln in by_dso.splitlines() if ln.strip() and not
+                    ln.startswith("#")]
+            out[mode] = ["by binary:"] + dsos[:12] + ["", "by symbol (>= 1.5 %):"] + rows[:25]
             os.remove(data)
         except Exception as e:  # noqa: BLE001 - the profile is optional
             out[mode] = [f"(profile failed: {e})"]
@@ -622,42 +660,44 @@ def fmt(v, digits=None):
     return f"{v:,.{digits}f}"
 
 
-# (row label, getter, better: "high"/"low", target: (pair, threshold) or None)
+# (row label, getter, better: "high"/"low", target ratio or None)
 def rows():
     r = []
-    for key, what in [("W1", "W1 produce 1 KiB, 1 partition"), ("W2", "W2 produce 100 B, 1 partition"),
-                      ("W3", "W3 produce 1 KiB, 8 partitions")]:
+    for key, what in [("W1", "W1 produce 1 KiB ×1 partition"), ("W2", "W2 produce 100 B ×1 partition"),
+                      ("W3", "W3 produce 1 KiB ×8 partitions")]:
+        tgt = 1.5 if key in ("W1", "W2", "W3") else None
         for tool in TOOLS:
-            tgt = 1.5 if key == "W1" else None
-            r.append((f"{what} — {tool} — MB/s", wget(f"{key}/{tool}", "MB_s"), "high", tgt))
-            r.append((f"{what} — {tool} — msg/s", wget(f"{key}/{tool}", "msgs_s"), "high", None))
+            r.append((f"{what}, {tool}: MB/s", wget(f"{key}/{tool}", "MB_s"), "high", tgt))
+            r.append((f"{what}, {tool}: msg/s", wget(f"{key}/{tool}", "msgs_s"), "high", None))
         for tool in TOOLS:
-            r.append((f"{key} broker CPU-s per GB — {tool}", wget(f"{key}/{tool}", "cpu_s_per_GB"),
-                      "low", 0.5 if key == "W1" else None))
-        for tool in TOOLS[:1]:
-            r.append((f"{key} disk bytes written per byte produced — {tool}",
-                      wget(f"{key}/{tool}", "disk_write_per_byte"), "low", None))
+            r.append((f"{key} broker CPU-s per GB, {tool}", wget(f"{key}/{tool}", "cpu_s_per_GB"),
+                      "low", 0.5))
+        r.append((f"{key} disk bytes written per byte produced, {TOOLS[0]}",
+                  wget(f"{key}/{TOOLS[0]}", "disk_write_per_byte"), "low", None))
     for tool in TOOLS:
-        r.append((f"W4 consume 1 KiB from offset 0 — {tool} — MB/s", wget(f"W4/{tool}", "MB_s"),
+        r.append((f"W4 consume 1 KiB from offset 0, {tool}: MB/s", wget(f"W4/{tool}", "MB_s"),
                   "high", 1.5))
-        r.append((f"W4 consume — {tool} — msg/s", wget(f"W4/{tool}", "msgs_s"), "high", None))
+        r.append((f"W4 consume, {tool}: msg/s", wget(f"W4/{tool}", "msgs_s"), "high", None))
     for tool in TOOLS:
-        r.append((f"W4 broker CPU-s per GB — {tool}", wget(f"W4/{tool}", "cpu_s_per_GB"), "low",
+        r.append((f"W4 broker CPU-s per GB, {tool}", wget(f"W4/{tool}", "cpu_s_per_GB"), "low",
                   0.5))
     for rate in LAT_RATES:
         for tool in TOOLS:
             for p, lab in (("p50_ms", "p50"), ("p99_ms", "p99"), ("p999_ms", "p99.9")):
-                r.append((f"W5 ack latency @{rate} msg/s — {tool} — {lab} ms",
+                r.append((f"W5 ack latency @{rate} msg/s, {tool}: {lab} ms",
                           wget(f"W5@{rate}/{tool}", p), "low", 0.2 if lab == "p99" else None))
+            r.append((f"W5 @{rate} msg/s, {tool}: achieved msg/s", wget(f"W5@{rate}/{tool}",
+                                                                       "msgs_s"), "high", None))
     if "rdkafka" in TOOLS:
         for p, lab in (("p50_ms", "p50"), ("p99_ms", "p99"), ("p999_ms", "p99.9")):
-            r.append((f"W6 end-to-end latency @{E2E_RATE} msg/s — rdkafka — {lab} ms",
+            r.append((f"W6 end-to-end latency @{E2E_RATE} msg/s, rdkafka: {lab} ms",
                       wget("W6/rdkafka", p), "low", 0.2 if lab == "p99" else None))
-        r.append((f"W7 produce 1 KiB with {IDLE_CONNS} idle connections — rdkafka — MB/s",
+        r.append((f"W6 @{E2E_RATE} msg/s, rdkafka: achieved msg/s", wget("W6/rdkafka", "msgs_s"),
+                  "high", None))
+        r.append((f"W7 produce 1 KiB with {IDLE_CONNS} idle connections, rdkafka: MB/s",
                   wget("W7/rdkafka", "MB_s"), "high", 1.5))
-        r.append((f"W7 broker RSS per idle connection (KiB)", wget("W7/rdkafka",
-                                                                    "rss_per_idle_conn_kb"),
-                  "low", None))
+        r.append(("W7 broker VmRSS growth ÷ idle connections (KiB, noisy)",
+                  wget("W7/rdkafka", "rss_per_idle_conn_kb"), "low", None))
     r.append(("Idle RSS (MiB)", sget("idle_rss_kb", 1 / 1024), "low", 0.1))
     r.append(("Peak RSS (MiB)", sget("peak_rss_kb", 1 / 1024), "low", None))
     r.append(("Start to first successful produce (s)", sget("start_to_first_produce_s"), "low",
@@ -672,6 +712,9 @@ def verdict(ratio, better, target):
     return "✅" if ok else "❌"
 
 
+MACHINE = None  # described once when the sessions start (the checkout may move on later)
+
+
 def report(results, profile, started, finished):
     modes = [m for m in ["oxbow", "oxbow-relaxed", "kafka", "kafka-flush1"] if m in MODES]
     pairs = [p for p in PAIRS if p[0] in modes and p[1] in modes]
@@ -679,12 +722,16 @@ def report(results, profile, started, finished):
     L.append("# Oxbow vs Apache Kafka — benchmark results\n")
     L.append("Generated by `bench/run.sh`; do not edit by hand. Command:\n")
     L.append(f"```sh\n{COMMAND}\n```\n")
+    planned = RUNS * len(MODES)
+    if len(results) < planned:
+        L.append(f"**Partial: {len(results)} of {planned} sessions had completed when this file "
+                 f"was written.**\n")
     L.append(f"Started {started} UTC, finished {finished} UTC. {RUNS} session(s) per broker mode, "
              f"alternating {' → '.join(MODES)} → …; every figure is the **median** over the "
-             f"sessions of its mode (n = number of sessions that produced the figure when fewer "
-             f"than {RUNS}). Ratios are Oxbow ÷ Kafka of those medians; ✅/❌ compare the ratio "
+             f"sessions of its mode (n = number of sessions that produced the figure, when some "
+             f"failed). Ratios are Oxbow ÷ Kafka of those medians; ✅/❌ compare the ratio "
              f"with the issue's target where one exists.\n")
-    mach = machine()
+    mach = MACHINE or machine()
     L.append("## Machine\n")
     for k, v in mach.items():
         L.append(f"- {k}: {v}")
@@ -702,11 +749,14 @@ def report(results, profile, started, finished):
              "comparisons are *Oxbow relaxed vs Kafka default* (neither fsyncs before acking) and "
              "*Oxbow default vs Kafka flush=1* (both fsync before acking); *Oxbow default vs Kafka "
              "default* compares what each ships with.\n")
-    L.append("## Results\n")
-    head = "| Figure | " + " | ".join(SHORT[m] for m in modes) + " | " + \
-           " | ".join(p[2] for p in pairs) + " | Target |"
-    L.append(head)
-    L.append("|" + "---|" * (2 + len(modes) + len(pairs)))
+    def tlabel(better, target):
+        if target is None:
+            return ""
+        if better == "high":
+            return f"≥ {target}×"
+        return {0.5: "≤ 1/2", 0.2: "≤ 1/5", 0.1: "≤ 1/10", 0.05: "≤ 1/20"}.get(target, f"≤ {target}×")
+
+    table = []  # (label, cells, ratio cells, target label, better, target)
     for label, getter, better, target in rows():
         cells, meds = [], {}
         for m in modes:
@@ -714,7 +764,7 @@ def report(results, profile, started, finished):
             if vals:
                 meds[m] = med(vals)
                 c = fmt(meds[m])
-                if len(vals) < RUNS:
+                if len(vals) < len([r for r in results if r["mode"] == m]):
                     c += f" (n={len(vals)})"
                 cells.append(c)
             elif errs:
@@ -728,16 +778,29 @@ def report(results, profile, started, finished):
                 rcells.append(f"{ratio:.2f}× {verdict(ratio, better, target)}".strip())
             else:
                 rcells.append("—")
-        tcell = "" if target is None else (f"≥ {target}×" if better == "high" else
-                                            f"≤ {target}×" if target >= 0.1 else f"≤ 1/{round(1 / target)}")
-        if target == 0.2:
-            tcell = "≤ 1/5"
-        elif target == 0.5:
-            tcell = "≤ 1/2"
-        elif target == 0.1:
-            tcell = "≤ 1/10"
-        L.append(f"| {label} | " + " | ".join(cells) + " | " + " | ".join(rcells) +
-                 f" | {tcell} |")
+        table.append((label, cells, rcells, tlabel(better, target)))
+
+    L.append("## Targets (Oxbow ÷ Kafka, medians of the same run)\n")
+    def line(cells):
+        return "| " + " | ".join(cells) + " |"
+    L.append(line(["Figure", "Target"] + [p[2] for p in pairs]))
+    L.append("|" + "---|" * (2 + len(pairs)))
+    for label, cells, rcells, tl in table:
+        if tl:
+            L.append(line([label, tl] + rcells))
+    L.append("")
+    tallies = []
+    for i, (_, _, pname) in enumerate(pairs):
+        marks = [rc[i] for _, _, rc, tl in table if tl]
+        tallies.append(f"{pname}: {sum('✅' in m for m in marks)} of {len(marks)} met"
+                       f"{f', {sum(m == chr(8212) for m in marks)} not measurable' if any(m == chr(8212) for m in marks) else ''}")
+    L.append("Targets met — " + "; ".join(tallies) + ".\n")
+    L.append("## All figures (medians)\n")
+    L.append(line(["Figure"] + [SHORT[m] for m in modes] + [p[2] for p in pairs]))
+    L.append("|" + "---|" * (1 + len(modes) + len(pairs)))
+    for label, cells, rcells, tl in table:
+        L.append(line([label] + cells +
+                      [r.replace(" ✅", "").replace(" ❌", "") for r in rcells]))
     L.append("")
     fmts = [r for r in results if "storage_format_s" in r]
     if fmts:
@@ -754,14 +817,18 @@ def report(results, profile, started, finished):
 - **W4** consumes the {RECORDS:,} 1 KiB records that W1 stored, from offset 0:
   rdkafka_performance in assign mode (`-C -p 0 -o beginning`), ConsumerPerformance with a
   consumer group (subscribe); its fetch-phase rate is used (group join time excluded).
-- **W5** producer acknowledgement latency at a fixed 1k and 10k msg/s for {LAT_SECONDS} s each
-  (1 KiB, acks=all, `linger.ms=0` so batching delay does not hide the broker).
-  rdkafka_performance `-l -A` records each record's produce→delivery-report time in µs;
-  ProducerPerformance reports whole milliseconds only (so its sub-millisecond figures read 0 or 1).
-- **W6** end-to-end latency at {E2E_RATE:,} msg/s for {LAT_SECONDS} s: an rdkafka_performance
-  consumer (`-l`, tailing partition 0) measures send-timestamp→receive per record while an
-  rdkafka_performance producer sends at that rate (acks=all, `linger.ms=0`). Oxbow's default mode
-  only exposes fsynced records to consumers, so its figure includes the fsync.
+- **W5** producer acknowledgement latency at a fixed 1k and 10k msg/s for 1 + {LAT_SECONDS} s
+  each (1 KiB, acks=all, `linger.ms=0` so batching delay does not hide the broker); the first
+  second is warm-up and left out of the percentiles. rdkafka_performance `-r <rate> -l -A` records
+  each record's produce→delivery-report time in µs; ProducerPerformance (`--throughput <rate>
+  --warmup-records <rate>`, steady-state line) reports whole milliseconds only, so its small
+  figures are coarse. rdkafka_performance's rate limiter sleeps in whole milliseconds at 1k msg/s
+  (it reaches ~800–950 msg/s) and busy-waits at 10k msg/s (one CPU); the achieved rate is shown.
+- **W6** end-to-end latency at {E2E_RATE:,} msg/s for 1 + {LAT_SECONDS} s (first second
+  left out): an rdkafka_performance consumer (`-l`, assigned to partition 0 at its end) measures
+  send-timestamp→receive per record while an rdkafka_performance producer sends at that rate
+  (acks=all, `linger.ms=0`). Oxbow's default mode only exposes fsynced records to consumers, so
+  its figure includes the fsync.
 - **W7** {IDLE_CONNS} extra connections (each completes one ApiVersions round trip, then stays
   idle) held open during W1 (rdkafka); reports throughput and the broker's RSS growth per
   connection.
@@ -780,17 +847,20 @@ def report(results, profile, started, finished):
 """)
     if profile:
         L.append("## Where the broker's time goes (W1, rdkafka, one unscored session each)\n")
-        L.append("`perf record -F 499 -g -p <broker>` during W1, `perf report --no-children "
-                 "--sort dso,sym` (entries ≥ 1.5 %):\n")
+        L.append("`perf record -F 499 -g -p <broker>` during W1 (after the scored sessions), then "
+                 "`perf report --no-children --sort dso` and `--sort dso,sym`. Kafka's JIT-compiled "
+                 "Java shows as `[JIT]` addresses (no perf map agent).\n")
         for mode, lines in profile.items():
             L.append(f"**{SHORT[mode]}**\n")
             L.append("```\n" + "\n".join(lines) + "\n```\n")
     L.append("## Per-session figures\n")
     L.append("Raw results: `bench/work/results.json` (not committed); logs of every tool run under "
              "`bench/work/sessions/`.\n")
-    L.append("| Session | start→produce s | idle RSS MiB | W1 rdkafka MB/s | W1 java MB/s | "
+    L.append("Load average is the 1-minute load just before the session started (anything above ~0 "
+             "means other work shared the machine).\n")
+    L.append("| Session | load avg | start→produce s | idle RSS MiB | W1 rdkafka MB/s | W1 java MB/s | "
              "W4 rdkafka MB/s | W5@10k rdkafka p99 ms | errors |")
-    L.append("|---|---|---|---|---|---|---|---|")
+    L.append("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         def g(key, field):
             x = r.get("w", {}).get(key, {})
@@ -798,7 +868,7 @@ def report(results, profile, started, finished):
         errs = [f"{k}: {v['error'][:60]}" for k, v in r.get("w", {}).items() if "error" in v]
         if "error" in r:
             errs.insert(0, r["error"][:80])
-        L.append(f"| run {r['run']} {SHORT[r['mode']]} | "
+        L.append(f"| run {r['run']} {SHORT[r['mode']]} | {fmt(r.get('loadavg_before'), 2)} | "
                  f"{fmt(r.get('start_to_first_produce_s'))} | "
                  f"{fmt(r['idle_rss_kb'] / 1024) if r.get('idle_rss_kb') else '—'} | "
                  f"{g('W1/rdkafka', 'MB_s')} | {g('W1/java', 'MB_s')} | {g('W4/rdkafka', 'MB_s')} | "
@@ -811,19 +881,43 @@ def report(results, profile, started, finished):
 
 
 def main():
+    """bench.py            run the sessions, then the profile, writing RESULTS.md as it goes
+    bench.py --profile-only   redo only the profile, re-render RESULTS.md from saved results
+    bench.py --report-only    only re-render RESULTS.md from the saved results and profile"""
     os.makedirs(SESS_DIR, exist_ok=True)
+    rpath = os.path.join(WORK, "results.json")
+    ppath = os.path.join(WORK, "profile.json")
+    mpath = os.path.join(WORK, "meta.json")
+    args = sys.argv[1:]
+    global COMMAND, MACHINE
+    if args and args[0] in ("--profile-only", "--report-only"):
+        results = json.load(open(rpath))
+        meta = json.load(open(mpath))
+        COMMAND = meta["command"]
+        MACHINE = meta.get("machine")
+        profile = json.load(open(ppath)) if os.path.exists(ppath) else None
+        if args[0] == "--profile-only":
+            profile = perf_profile()
+            json.dump(profile, open(ppath, "w"), indent=1)
+        report(results, profile, meta["started"], meta["finished"])
+        return
     started = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+    MACHINE = machine()
     log(f"RECORDS={RECORDS} RUNS={RUNS} MODES={MODES} WORKLOADS={WORKLOADS} TOOLS={TOOLS}")
     results = []
-    rpath = os.path.join(WORK, "results.json")
     for run_no in range(1, RUNS + 1):
         for mode in MODES:
             results.append(session(mode, run_no))
             with open(rpath, "w") as f:
                 json.dump(results, f, indent=1)
             report(results, None, started, time.strftime("%Y-%m-%d %H:%M", time.gmtime()))
+    finished = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+    json.dump({"command": COMMAND, "started": started, "finished": finished,
+               "machine": MACHINE}, open(mpath, "w"), indent=1)
     profile = perf_profile() if PERF else None
-    report(results, profile, started, time.strftime("%Y-%m-%d %H:%M", time.gmtime()))
+    if profile:
+        json.dump(profile, open(ppath, "w"), indent=1)
+    report(results, profile, started, finished)
 
 
 if __name__ == "__main__":

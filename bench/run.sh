@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Oxbow vs Apache Kafka on this machine, one command:
 #
-#   bash bench/run.sh                        # full run (about 35-40 min on 2 cores)
+#   bash bench/run.sh                        # full run (about 25 min on 2 cores)
 #   RECORDS=100000 RUNS=1 bash bench/run.sh  # quick run (a few minutes)
+#   bash bench/run.sh --profile-only         # redo only the perf profile section
+#   bash bench/run.sh --report-only          # re-render RESULTS.md from bench/work/*.json
 #
 # Builds Oxbow (release), downloads Apache Kafka's broker and tools from Maven Central, builds
 # librdkafka's rdkafka_performance from the source bundled in the rdkafka-sys crate, then runs
@@ -12,7 +14,7 @@
 # Knobs (environment):
 #   RECORDS=1000000     records per throughput workload (W1-W4, W7)
 #   RUNS=3              sessions per broker mode (medians are over these)
-#   LAT_SECONDS=10      duration of each fixed-rate latency workload (W5, W6)
+#   LAT_SECONDS=10      measured duration of each fixed-rate latency workload (W5, W6), after 1 s warm-up
 #   LAT_RATES=1000,10000  fixed producer rates for W5;  E2E_RATE=10000 for W6
 #   IDLE_CONNS=200      idle connections in W7
 #   MODES=oxbow,kafka,oxbow-relaxed,kafka-flush1   modes, in the order sessions alternate
@@ -55,6 +57,7 @@ if [ -z "${OXBOW_BIN:-}" ]; then
   OXBOW_BIN=$ROOT/target/release/oxbow
 fi
 [ -x "$OXBOW_BIN" ] || die "no oxbow binary at $OXBOW_BIN"
+OXBOW_BIN=$(realpath "$OXBOW_BIN")
 export OXBOW_BIN
 
 # --- Apache Kafka (broker and tools) from Maven Central ----------------------------------------
@@ -109,4 +112,4 @@ done
 
 step "benchmark: $BENCH_COMMAND"
 export BENCH_WORK=$WORK
-exec python3 bench/bench.py
+exec python3 bench/bench.py "$@"
