@@ -26,7 +26,8 @@ use std::sync::Arc;
 pub(crate) const OFFSET_ENTRY_BYTES: u64 = 8;
 pub(crate) const TIME_ENTRY_BYTES: u64 = 12;
 
-fn open_file(path: &Path, truncate: bool) -> io::Result<File> {
+/// Opens (creating if needed) a read-write file; segments and indexes both use it.
+pub(crate) fn open_file(path: &Path, truncate: bool) -> io::Result<File> {
     OpenOptions::new()
         .read(true)
         .write(true)

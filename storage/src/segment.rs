@@ -7,7 +7,7 @@
 //! There is no other framing, header or footer; a segment is valid up to the first byte that
 //! does not continue that sequence of whole, CRC-valid batches.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -76,15 +76,6 @@ pub(crate) struct LogSegment {
     pub rolling_ts_ms: Option<i64>,
 }
 
-fn open_log(path: &Path, truncate: bool) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(truncate)
-        .open(path)
-}
-
 fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }
@@ -92,7 +83,7 @@ fn invalid(msg: String) -> io::Error {
 impl LogSegment {
     /// Creates a new empty segment (truncating files of the same name).
     pub(crate) fn create(dir: &Path, base_offset: i64, config: &LogConfig) -> io::Result<Self> {
-        let log = open_log(&dir.join(log_file_name(base_offset)), true)?;
+        let log = crate::index::open_file(&dir.join(log_file_name(base_offset)), true)?;
         Self::create_indexes_over(dir, base_offset, log, config)
     }
 
@@ -104,7 +95,7 @@ impl LogSegment {
         config: &LogConfig,
         mode: OpenMode,
     ) -> io::Result<(Self, OpenOutcome)> {
-        let log = open_log(&dir.join(log_file_name(base_offset)), false)?;
+        let log = crate::index::open_file(&dir.join(log_file_name(base_offset)), false)?;
         let size_bytes = log.metadata()?.len();
         if mode == OpenMode::Trusted {
             let oi = OffsetIndex::open_checked(
