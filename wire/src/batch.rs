@@ -284,31 +284,40 @@ pub fn record_timestamps(batch: &Bytes) -> anyhow::Result<Vec<(i64, i64)>> {
         .collect())
 }
 
-/// A control batch (transaction marker) or data batch, built for tests and internal topics.
-/// Encodes plain uncompressed records with `kafka-protocol`'s encoder.
-pub fn build_batch(
+/// One record of a batch built by the broker or a test: timestamp, key, value.
+pub type PlainRecord = (i64, Option<Bytes>, Option<Bytes>);
+
+/// Encodes uncompressed records as one batch with `kafka-protocol`'s encoder (the broker's own
+/// records, e.g. `__consumer_offsets`, and tests). `producer` is `(id, epoch, base sequence)`
+/// for an idempotent batch.
+pub fn encode_batch(
     base_offset: i64,
-    timestamp_ms: i64,
-    records: &[(Option<Bytes>, Option<Bytes>)],
+    records: &[PlainRecord],
+    producer: Option<(i64, i16, i32)>,
 ) -> Bytes {
     use kafka_protocol::records::{
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     };
+    let (producer_id, producer_epoch, base_sequence) = producer.unwrap_or((-1, -1, -1));
     let recs: Vec<Record> = records
         .iter()
         .enumerate()
-        .map(|(i, (k, v))| Record {
+        .map(|(i, (ts, k, v))| Record {
             transactional: false,
             control: false,
             partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: base_offset + i as i64,
             // The encoder keeps records in one batch while offset - sequence is constant;
-            // -1 for the first record keeps base_sequence = -1 (no producer).
-            sequence: i as i32 - 1,
-            timestamp: timestamp_ms,
+            // without a producer, -1 for the first record keeps base_sequence = -1.
+            sequence: if base_sequence < 0 {
+                i as i32 - 1
+            } else {
+                base_sequence + i as i32
+            },
+            timestamp: *ts,
             key: k.clone(),
             value: v.clone(),
             headers: Default::default(),
@@ -326,6 +335,19 @@ pub fn build_batch(
     )
     .expect("encoding plain records cannot fail");
     out.freeze()
+}
+
+/// A batch of keyed records that all carry `timestamp_ms`, with no producer.
+pub fn build_batch(
+    base_offset: i64,
+    timestamp_ms: i64,
+    records: &[(Option<Bytes>, Option<Bytes>)],
+) -> Bytes {
+    let recs: Vec<PlainRecord> = records
+        .iter()
+        .map(|(k, v)| (timestamp_ms, k.clone(), v.clone()))
+        .collect();
+    encode_batch(base_offset, &recs, None)
 }
 
 /// Count of batches in `b` (whole ones only), for metrics.

@@ -4,10 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
 use oxbow_storage::{
     AppendOptions, Durability, LogManager, PartitionLog, RecoveryReport, StorageConfig,
     TopicPartition,
@@ -48,43 +45,15 @@ pub fn batch_full(
     producer: Option<(i64, i16, i32)>,
     value_len: usize,
 ) -> Bytes {
-    let (pid, epoch, seq) = producer.unwrap_or((-1, -1, -1));
-    let recs: Vec<Record> = timestamps
+    let recs: Vec<oxbow_wire::batch::PlainRecord> = timestamps
         .iter()
         .enumerate()
-        .map(|(i, ts)| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: 0,
-            producer_id: pid,
-            producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder splits batches where offset - sequence changes; i - 1 keeps the base
-            // sequence at -1 for non-idempotent batches.
-            sequence: if seq < 0 {
-                i as i32 - 1
-            } else {
-                seq + i as i32
-            },
-            timestamp: *ts,
-            key: None,
-            value: Some(Bytes::from(vec![b'a' + (i % 26) as u8; value_len])),
-            headers: Default::default(),
-            delete_horizon: false,
+        .map(|(i, ts)| {
+            let value = Bytes::from(vec![b'a' + (i % 26) as u8; value_len]);
+            (*ts, None, Some(value))
         })
         .collect();
-    let mut out = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut out,
-        &recs,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    let b = out.freeze();
+    let b = oxbow_wire::batch::encode_batch(0, &recs, producer);
     assert_eq!(
         BatchIter::new(&b).count(),
         1,
