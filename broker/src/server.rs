@@ -138,6 +138,19 @@ pub async fn serve(broker: Arc<Broker>, bound: Vec<Bound>, shutdown: watch::Rece
     let _ = tokio::time::timeout(std::time::Duration::from_secs(30), done_rx.recv()).await;
 }
 
+/// Ready responses are coalesced into one socket write up to about this many bytes.
+const WRITE_COALESCE_MAX_BYTES: usize = 1 << 20;
+
+/// Polls a reply future once without waiting: `Some` if it is already complete. A later
+/// `.await` polls it again with the real waker, so nothing is lost by the no-op one here.
+fn poll_once<T>(f: &mut handlers::BoxFuture<T>) -> Option<T> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => Some(v),
+        std::task::Poll::Pending => None,
+    }
+}
+
 struct Pending {
     api_key: ApiKey,
     api_version: i16,
@@ -171,17 +184,42 @@ async fn connection(
     let (tx, mut rx) = mpsc::channel::<Pending>(broker.config.max_inflight_per_connection);
 
     let writer = tokio::spawn(async move {
+        // Responses that are ready are coalesced into one write; `out` is written as soon as
+        // the next reply is not ready yet (or nothing is queued), so a ready response never
+        // waits behind a later request's fsync or long poll.
         let mut out = BytesMut::with_capacity(64 * 1024);
-        while let Some(p) = rx.recv().await {
+        loop {
+            let p = match rx.try_recv() {
+                Ok(p) => p,
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    if !out.is_empty() {
+                        wr.write_all(&out).await?;
+                        out.clear();
+                    }
+                    match rx.recv().await {
+                        Some(p) => p,
+                        None => break,
+                    }
+                }
+            };
             let body = match p.reply {
                 Reply::Now(b) => b,
-                Reply::Later(f) => f.await,
+                Reply::Later(mut f) => match poll_once(&mut f) {
+                    Some(b) => b,
+                    None => {
+                        if !out.is_empty() {
+                            wr.write_all(&out).await?;
+                            out.clear();
+                        }
+                        f.await
+                    }
+                },
                 Reply::Nothing => continue,
             };
             let Some(body) = body else { continue };
             encode_response_frame(&mut out, p.api_key, p.api_version, p.correlation_id, &body);
-            // Coalesce responses that are already available into one write.
-            if rx.is_empty() || out.len() > 1 << 20 {
+            if out.len() > WRITE_COALESCE_MAX_BYTES {
                 wr.write_all(&out).await?;
                 out.clear();
             }

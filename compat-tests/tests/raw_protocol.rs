@@ -242,3 +242,68 @@ fn pipelined_requests_are_answered_in_order_and_empty_fetch_is_empty_bytes() {
         "empty record set must be empty bytes, not null"
     );
 }
+
+/// A response that is ready must not wait behind a later request's long wait (a fetch long
+/// poll here; an fsync in the produce path). Responses stay in request order, but the writer
+/// sends what is ready as soon as the next reply is not.
+#[test]
+fn ready_response_is_not_held_behind_a_later_long_poll() {
+    let b = Broker::start(&[]);
+    let mut s = connect(&b);
+    create_topic(&mut s, "raw-hold");
+    // The fetch waits up to 60 s for data; the socket read times out after 10 s (`connect`),
+    // so the Metadata answer has to go out while the fetch is still waiting.
+    let fetch = FetchRequest::default()
+        .with_max_wait_ms(60_000)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str("raw-hold")))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20)])]);
+    let mut burst = request(ApiKey::Metadata, 12, 1, &MetadataRequest::default());
+    burst.extend(request(ApiKey::Fetch, 12, 2, &fetch));
+    burst.extend(request(
+        ApiKey::Metadata,
+        12,
+        3,
+        &MetadataRequest::default(),
+    ));
+    s.write_all(&burst).unwrap();
+    let mut f = read_frame(&mut s).expect("the Metadata answer before the fetch completes");
+    let h = decode_response_header(&mut f, ApiKey::Metadata, 12).unwrap();
+    assert_eq!(h.correlation_id, 1);
+
+    // Data ends the long poll; the fetch then answers with it, and the Metadata behind it follows.
+    let mut other = connect(&b);
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str("raw-hold")))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(oxbow_wire::batch::build_batch(
+                    0,
+                    1_700_000_000_000,
+                    &[(None, Some(Bytes::from_static(b"wake")))],
+                )))])]);
+    let resp: ProduceResponse = call(&mut other, ApiKey::Produce, 9, &req);
+    assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+
+    let mut f = read_frame(&mut s).expect("the fetch answer");
+    let h = decode_response_header(&mut f, ApiKey::Fetch, 12).unwrap();
+    assert_eq!(h.correlation_id, 2);
+    let fetched = FetchResponse::decode(&mut f, 12).unwrap();
+    let records = fetched.responses[0].partitions[0].records.clone().unwrap();
+    assert!(
+        !records.is_empty(),
+        "the fetch ended on data, not on its timeout"
+    );
+    let mut f = read_frame(&mut s).expect("the second Metadata answer");
+    let h = decode_response_header(&mut f, ApiKey::Metadata, 12).unwrap();
+    assert_eq!(h.correlation_id, 3);
+}
