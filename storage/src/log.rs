@@ -32,6 +32,7 @@ use bytes::{Bytes, BytesMut};
 use oxbow_wire::batch::{
     record_timestamps, set_base_offset, set_log_append_time, set_partition_leader_epoch,
     validate_batch, BatchError, BatchHeader, BatchIter, ATTR_LOG_APPEND_TIME,
+    REWRITTEN_PREFIX_LEN as BATCH_HEAD_LEN,
 };
 use tokio::sync::watch;
 
@@ -795,28 +796,57 @@ impl PartitionLog for UnifiedLog {
                 }
             }
         }
-        let mut buf = BytesMut::from(&records[..]);
-        for (p, h) in headers.iter_mut() {
-            let b = &mut buf[*p..*p + h.total_len()];
-            set_base_offset(b, h.base_offset);
-            set_partition_leader_epoch(b, opts.leader_epoch);
-            if opts.log_append_time {
+        // What goes to disk is the request's bytes with each batch's first 16 bytes (base offset,
+        // length, leader epoch; not covered by the CRC) rewritten. Those heads are written from a
+        // small side buffer and the rest straight from the request (one pwritev, no copy of the
+        // records). LogAppendTime also rewrites timestamps and the CRC, so it edits a copy.
+        let mut stamped = None;
+        let mut heads: Vec<[u8; BATCH_HEAD_LEN]> = Vec::new();
+        if opts.log_append_time {
+            let mut buf = BytesMut::from(&records[..]);
+            for (p, h) in headers.iter_mut() {
+                let b = &mut buf[*p..*p + h.total_len()];
+                set_base_offset(b, h.base_offset);
+                set_partition_leader_epoch(b, opts.leader_epoch);
                 set_log_append_time(b, opts.now_ms);
                 h.max_timestamp = opts.now_ms;
                 h.attributes |= ATTR_LOG_APPEND_TIME;
             }
-        }
-        let cfg = st.config.clone();
-        let mut written = if st
-            .active()
-            .should_roll(buf.len() as u64, next - 1, opts.now_ms, &cfg)
-        {
-            self.roll(&mut st)
+            stamped = Some(buf);
         } else {
-            Ok(())
+            heads = headers
+                .iter()
+                .map(|(p, h)| {
+                    let mut head = [0u8; BATCH_HEAD_LEN];
+                    head.copy_from_slice(&records[*p..*p + BATCH_HEAD_LEN]);
+                    set_base_offset(&mut head, h.base_offset);
+                    set_partition_leader_epoch(&mut head, opts.leader_epoch);
+                    head
+                })
+                .collect();
+        }
+        let parts: Vec<&[u8]> = match &stamped {
+            Some(buf) => vec![&buf[..]],
+            None => headers
+                .iter()
+                .zip(&heads)
+                .flat_map(|((p, h), head)| {
+                    [&head[..], &records[*p + BATCH_HEAD_LEN..*p + h.total_len()]]
+                })
+                .collect(),
         };
+        let cfg = st.config.clone();
+        let mut written =
+            if st
+                .active()
+                .should_roll(records.len() as u64, next - 1, opts.now_ms, &cfg)
+            {
+                self.roll(&mut st)
+            } else {
+                Ok(())
+            };
         if written.is_ok() {
-            written = st.active_mut().append(&buf, &headers, opts.now_ms, &cfg);
+            written = st.active_mut().append(&parts, &headers, opts.now_ms, &cfg);
         }
         if let Err(e) = written {
             self.set_offline(&mut st, format!("append failed: {e}"));

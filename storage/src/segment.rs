@@ -8,7 +8,7 @@
 //! does not continue that sequence of whole, CRC-valid batches.
 
 use std::fs::File;
-use std::io;
+use std::io::{self, IoSlice};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -74,6 +74,50 @@ pub(crate) struct LogSegment {
     /// Time the segment started, for `segment.ms`: the first append's broker time, or after
     /// recovery the first batch's max timestamp.
     pub rolling_ts_ms: Option<i64>,
+}
+
+/// Reads `len` bytes at `pos` into a new buffer. `pread` fills the vector's spare capacity
+/// directly, so fetches do not pay for zeroing a buffer they are about to overwrite.
+fn read_exact_vec_at(file: &File, len: usize, mut pos: u64) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(len);
+    while buf.len() < len {
+        let before = buf.len();
+        match rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), pos) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(_) => pos += (buf.len() - before) as u64,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // The allocator may have given more capacity than asked, and pread may have filled it.
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// `pwritev` at `offset` until every part is written: the kernel may write less than asked,
+/// and takes at most `IOV_MAX` (1024 on Linux) slices per call.
+fn write_all_vectored_at(file: &File, parts: &[&[u8]], mut offset: u64) -> io::Result<()> {
+    const MAX_SLICES_PER_CALL: usize = 1024;
+    let mut slices: Vec<IoSlice<'_>> = parts
+        .iter()
+        .filter(|p| !p.is_empty())
+        .map(|p| IoSlice::new(p))
+        .collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let take = rest.len().min(MAX_SLICES_PER_CALL);
+        let n = match rustix::io::pwritev(file, &rest[..take], offset) {
+            Ok(n) => n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        offset += n as u64;
+        IoSlice::advance_slices(&mut rest, n);
+    }
+    Ok(())
 }
 
 fn invalid(msg: String) -> io::Error {
@@ -283,21 +327,22 @@ impl LogSegment {
             || last_offset - self.base_offset > i32::MAX as i64
     }
 
-    /// Appends batches (offsets assigned; `batches` are their positions within `bytes`).
-    /// On a write error the file is cut back, so the segment never holds a partial append.
+    /// Appends batches given as `parts` written back to back (offsets assigned; `batches` are
+    /// their positions within the concatenation). On a write error the file is cut back, so the
+    /// segment never holds a partial append.
     pub(crate) fn append(
         &mut self,
-        bytes: &[u8],
+        parts: &[&[u8]],
         batches: &[(usize, BatchHeader)],
         now_ms: i64,
         config: &LogConfig,
     ) -> io::Result<()> {
         let start = self.size_bytes;
-        if let Err(e) = self.log.write_all_at(bytes, start) {
+        if let Err(e) = write_all_vectored_at(&self.log, parts, start) {
             let _ = self.log.set_len(start);
             return Err(e);
         }
-        self.size_bytes = start + bytes.len() as u64;
+        self.size_bytes = start + parts.iter().map(|p| p.len() as u64).sum::<u64>();
         if self.rolling_ts_ms.is_none() {
             self.rolling_ts_ms = Some(now_ms);
         }
@@ -368,8 +413,7 @@ impl LogSegment {
             return Ok(Bytes::new());
         }
         let chunk_len = available.min(max_bytes.max(HEADER_LEN) as u64) as usize;
-        let mut chunk = vec![0u8; chunk_len];
-        self.log.read_exact_at(&mut chunk, pos)?;
+        let mut chunk = read_exact_vec_at(&self.log, chunk_len, pos)?;
         let mut end = 0;
         for (p, h) in BatchIter::new(&chunk) {
             if h.last_offset() >= visible_end {
@@ -390,9 +434,7 @@ impl LogSegment {
     }
 
     pub(crate) fn read_batch(&self, pos: u64, len: usize) -> io::Result<Bytes> {
-        let mut buf = vec![0u8; len];
-        self.log.read_exact_at(&mut buf, pos)?;
-        Ok(Bytes::from(buf))
+        Ok(Bytes::from(read_exact_vec_at(&self.log, len, pos)?))
     }
 
     /// Max timestamp for retention: the records', or the file's modification time if the
@@ -474,7 +516,7 @@ mod tests {
 
     fn append(seg: &mut LogSegment, b: &Bytes, cfg: &LogConfig) {
         let h = BatchHeader::parse(b).unwrap();
-        seg.append(b, &[(0, h)], 0, cfg).unwrap();
+        seg.append(&[b], &[(0, h)], 0, cfg).unwrap();
     }
 
     #[test]
@@ -561,7 +603,7 @@ mod tests {
         );
         let b = batch(0, 1, 5);
         let h = BatchHeader::parse(&b).unwrap();
-        seg.append(&b, &[(0, h)], 100, &cfg).unwrap();
+        seg.append(&[&b], &[(0, h)], 100, &cfg).unwrap();
         assert!(!seg.should_roll(10, 1, 1100, &cfg));
         assert!(seg.should_roll(10, 1, 1101, &cfg));
         assert!(seg.should_roll(200, 1, 100, &cfg));

@@ -33,6 +33,9 @@ pub const CRC_START: usize = 21;
 const LENGTH_OFFSET: usize = 8;
 const EPOCH_OFFSET: usize = 12;
 const MAGIC_OFFSET: usize = 16;
+/// The bytes before the magic byte: base offset, batch length and partition leader epoch, the
+/// fields the broker rewrites on append (`set_base_offset`, `set_partition_leader_epoch`).
+pub const REWRITTEN_PREFIX_LEN: usize = MAGIC_OFFSET;
 const CRC_OFFSET: usize = 17;
 const ATTRIBUTES_OFFSET: usize = 21;
 const LAST_OFFSET_DELTA_OFFSET: usize = 23;
