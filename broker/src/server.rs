@@ -13,18 +13,23 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use std::collections::VecDeque;
+use std::io::IoSlice;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::Encodable;
 use oxbow_wire::frame;
-use oxbow_wire::header::{decode_request, encode_response_frame};
+use oxbow_wire::header::{decode_request, encode_response_frame_head};
 use oxbow_wire::registry::{api_versions_response, API_VERSIONS_MAX};
+use oxbow_wire::splice::SPLICE_MIN_BYTES;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::broker::{AdvertisedListener, Broker};
-use crate::handlers::{self, Encoded, Reply, RequestCtx};
+use crate::handlers::{self, Body, Encoded, Reply, RequestCtx};
 
 /// A listener bound to one or more sockets.
 pub struct Bound {
@@ -141,6 +146,83 @@ pub async fn serve(broker: Arc<Broker>, bound: Vec<Bound>, shutdown: watch::Rece
 /// Ready responses are coalesced into one socket write up to about this many bytes.
 const WRITE_COALESCE_MAX_BYTES: usize = 1 << 20;
 
+/// Parts handed to one `writev` at most (Linux's IOV_MAX is 1024).
+const MAX_PARTS_PER_WRITE: usize = 256;
+
+/// Frames responses for one connection and writes them with vectored writes: small pieces
+/// (frame heads, most bodies) are copied into one buffer, large parts (record sets) are
+/// written from their own buffers, so fetched records are never copied in user space.
+struct ResponseWriter {
+    wr: OwnedWriteHalf,
+    small: BytesMut,
+    parts: VecDeque<Bytes>,
+    queued: usize,
+}
+
+impl ResponseWriter {
+    fn new(wr: OwnedWriteHalf) -> Self {
+        Self {
+            wr,
+            small: BytesMut::with_capacity(64 * 1024),
+            parts: VecDeque::new(),
+            queued: 0,
+        }
+    }
+
+    fn push(&mut self, api_key: ApiKey, api_version: i16, correlation_id: i32, body: Body) {
+        let len = body.iter().map(|b| b.len()).sum();
+        encode_response_frame_head(&mut self.small, api_key, api_version, correlation_id, len);
+        for part in body {
+            if part.is_empty() {
+                continue;
+            }
+            if part.len() < SPLICE_MIN_BYTES {
+                self.small.put_slice(&part);
+            } else {
+                if !self.small.is_empty() {
+                    self.parts.push_back(self.small.split().freeze());
+                }
+                self.parts.push_back(part);
+            }
+        }
+        self.queued += len;
+    }
+
+    fn queued_bytes(&self) -> usize {
+        self.queued
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if !self.small.is_empty() {
+            self.parts.push_back(self.small.split().freeze());
+        }
+        while !self.parts.is_empty() {
+            let slices: Vec<IoSlice<'_>> = self
+                .parts
+                .iter()
+                .take(MAX_PARTS_PER_WRITE)
+                .map(|b| IoSlice::new(b))
+                .collect();
+            let mut n = self.wr.write_vectored(&slices).await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            while n > 0 {
+                let front = self.parts.front_mut().expect("n <= queued bytes");
+                if n >= front.len() {
+                    n -= front.len();
+                    self.parts.pop_front();
+                } else {
+                    front.advance(n);
+                    n = 0;
+                }
+            }
+        }
+        self.queued = 0;
+        Ok(())
+    }
+}
+
 /// Polls a reply future once without waiting: `Some` if it is already complete. A later
 /// `.await` polls it again with the real waker, so nothing is lost by the no-op one here.
 fn poll_once<T>(f: &mut handlers::BoxFuture<T>) -> Option<T> {
@@ -180,23 +262,20 @@ async fn connection(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), ConnError> {
     let max_frame = broker.config.socket_request_max_bytes;
-    let (mut rd, mut wr) = stream.into_split();
+    let (mut rd, wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Pending>(broker.config.max_inflight_per_connection);
 
     let writer = tokio::spawn(async move {
-        // Responses that are ready are coalesced into one write; `out` is written as soon as
-        // the next reply is not ready yet (or nothing is queued), so a ready response never
+        // Responses that are ready are coalesced into one write; the batch is written as soon
+        // as the next reply is not ready yet (or nothing is queued), so a ready response never
         // waits behind a later request's fsync or long poll.
-        let mut out = BytesMut::with_capacity(64 * 1024);
+        let mut out = ResponseWriter::new(wr);
         loop {
             let p = match rx.try_recv() {
                 Ok(p) => p,
                 Err(mpsc::error::TryRecvError::Disconnected) => break,
                 Err(mpsc::error::TryRecvError::Empty) => {
-                    if !out.is_empty() {
-                        wr.write_all(&out).await?;
-                        out.clear();
-                    }
+                    out.flush().await?;
                     match rx.recv().await {
                         Some(p) => p,
                         None => break,
@@ -208,26 +287,20 @@ async fn connection(
                 Reply::Later(mut f) => match poll_once(&mut f) {
                     Some(b) => b,
                     None => {
-                        if !out.is_empty() {
-                            wr.write_all(&out).await?;
-                            out.clear();
-                        }
+                        out.flush().await?;
                         f.await
                     }
                 },
                 Reply::Nothing => continue,
             };
             let Some(body) = body else { continue };
-            encode_response_frame(&mut out, p.api_key, p.api_version, p.correlation_id, &body);
-            if out.len() > WRITE_COALESCE_MAX_BYTES {
-                wr.write_all(&out).await?;
-                out.clear();
+            out.push(p.api_key, p.api_version, p.correlation_id, body);
+            if out.queued_bytes() > WRITE_COALESCE_MAX_BYTES {
+                out.flush().await?;
             }
         }
-        if !out.is_empty() {
-            wr.write_all(&out).await?;
-        }
-        wr.shutdown().await?;
+        out.flush().await?;
+        out.wr.shutdown().await?;
         Ok::<(), std::io::Error>(())
     });
 
@@ -248,7 +321,7 @@ async fn connection(
                         api_key,
                         api_version: 0,
                         correlation_id,
-                        reply: Reply::Now(Some(b.freeze())),
+                        reply: Reply::Now(Some(vec![b.freeze()])),
                     }
                 } else if api_key == ApiKey::Produce && api_version < 3 {
                     let body = handlers::produce::legacy_unsupported(&req.body, api_version)
@@ -257,7 +330,7 @@ async fn connection(
                         api_key,
                         api_version,
                         correlation_id,
-                        reply: Reply::Now(Some(body)),
+                        reply: Reply::Now(Some(vec![body])),
                     }
                 } else {
                     let entry = handlers::lookup(api_key)

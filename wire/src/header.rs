@@ -101,16 +101,28 @@ pub fn encode_response_frame(
     correlation_id: i32,
     body: &[u8],
 ) {
+    encode_response_frame_head(out, api_key, api_version, correlation_id, body.len());
+    out.put_slice(body);
+}
+
+/// Writes a response frame's size and header for a body of `body_len` bytes that the caller
+/// sends right after (possibly from buffers of its own, without copying them into `out`).
+pub fn encode_response_frame_head(
+    out: &mut BytesMut,
+    api_key: ApiKey,
+    api_version: i16,
+    correlation_id: i32,
+    body_len: usize,
+) {
     let header_version = response_header_version(api_key, api_version);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     let mut head = BytesMut::with_capacity(8);
     header
         .encode(&mut head, header_version)
         .expect("a response header always encodes");
-    out.reserve(4 + head.len() + body.len());
-    out.put_i32((head.len() + body.len()) as i32);
+    out.reserve(4 + head.len());
+    out.put_i32((head.len() + body_len) as i32);
     out.put_slice(&head);
-    out.put_slice(body);
 }
 
 /// Reads a response header (used by tests and tools that act as a client).

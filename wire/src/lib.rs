@@ -16,5 +16,6 @@ pub mod decode;
 pub mod frame;
 pub mod header;
 pub mod registry;
+pub mod splice;
 
 pub use kafka_protocol as kp;

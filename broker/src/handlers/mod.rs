@@ -105,10 +105,22 @@ pub trait Handler: Send + Sync + 'static {
         ctx: &RequestCtx,
         req: Self::Request,
     ) -> impl Future<Output = Result<Reply<Self::Response>, HandlerError>> + Send;
+
+    /// Encodes a response body. Fetch overrides this to hand its record sets to the socket
+    /// without copying them (see `oxbow_wire::splice`).
+    fn encode_response(resp: Self::Response, version: i16) -> anyhow::Result<Body> {
+        let mut buf = BytesMut::new();
+        resp.encode(&mut buf, version)?;
+        Ok(vec![buf.freeze()])
+    }
 }
 
+/// An encoded response body as parts to be written back to back (one part for most responses;
+/// Fetch keeps its record sets as parts of their own so they are not copied).
+pub type Body = Vec<Bytes>;
+
 /// A response body, encoded, or nothing.
-pub type Encoded = Option<Bytes>;
+pub type Encoded = Option<Body>;
 
 type CallFn = fn(Arc<Broker>, RequestCtx, Bytes) -> BoxFuture<Result<Reply<Encoded>, HandlerError>>;
 
@@ -117,15 +129,12 @@ pub struct Entry {
     call: CallFn,
 }
 
-fn encode<R: Encodable>(resp: &R, api: ApiKey, version: i16) -> Result<Bytes, HandlerError> {
-    let mut buf = BytesMut::new();
-    resp.encode(&mut buf, version)
-        .map_err(|source| HandlerError::Encode {
-            api,
-            version,
-            source,
-        })?;
-    Ok(buf.freeze())
+fn encode<H: Handler>(resp: H::Response, version: i16) -> Result<Body, HandlerError> {
+    H::encode_response(resp, version).map_err(|source| HandlerError::Encode {
+        api: H::SPEC.key,
+        version,
+        source,
+    })
 }
 
 fn call<H: Handler>(
@@ -144,10 +153,10 @@ fn call<H: Handler>(
             },
         )?;
         Ok(match H::handle(&broker, &ctx, req).await? {
-            Reply::Now(r) => Reply::Now(Some(encode(&r, api, version)?)),
+            Reply::Now(r) => Reply::Now(Some(encode::<H>(r, version)?)),
             Reply::Nothing => Reply::Nothing,
             Reply::Later(fut) => Reply::Later(Box::pin(async move {
-                match encode(&fut.await, api, version) {
+                match encode::<H>(fut.await, version) {
                     Ok(b) => Some(b),
                     Err(e) => {
                         tracing::error!(error = %e, "dropping response that failed to encode");
