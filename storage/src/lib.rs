@@ -10,8 +10,10 @@
 //!   [`StorageError`].
 //! - `manager.rs`: [`LogManager`], the [`Storage`] implementation. Owns the log dirs, opens and
 //!   recovers every partition at start-up, places new partitions, deletes partitions
-//!   crash-safely, runs the flusher (group commit) and the retention thread, writes the per-dir
-//!   checkpoints and the clean-shutdown marker.
+//!   crash-safely, runs the flusher (group commit: every partition appended to since the last
+//!   round is fsynced in the next one, several partitions from parallel threads so they share
+//!   journal commits) and the retention thread, writes the per-dir checkpoints and the
+//!   clean-shutdown marker.
 //! - `log.rs`: `UnifiedLog`, the [`PartitionLog`] implementation. Offsets, high watermark, log
 //!   start offset, idempotence, roll, read, timestamp lookup, retention and DeleteRecords for
 //!   one partition, plus its recovery at open. Its `LocalLog` is the mutex-protected state.
