@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -349,6 +350,13 @@ def percentiles(path, skip=0):
 
 # --- one session ------------------------------------------------------------------------------
 
+def children_cpu_s():
+    """User+system CPU-seconds of every finished (waited-for) child process so far: the load
+    generators, which run as children of this script."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def measured(broker, res, key, fn, *, setup=None, bytes_key="bytes"):
     """Runs setup() (not measured), then fn(), and stores fn's figures plus the broker's
     CPU-seconds, disk writes and wall time under res[key]; stores {"error": ...} if either
@@ -361,6 +369,7 @@ def measured(broker, res, key, fn, *, setup=None, bytes_key="bytes"):
             setup()
         cpu0, wb0 = proc_cpu_s(broker.pid), proc_write_bytes(broker.pid)
         us0 = proc_user_sys(broker.pid)
+        gen0 = children_cpu_s()
         t = time.monotonic()
         r = fn()
     except Exception as e:  # noqa: BLE001 - a failing workload is reported, the run goes on
@@ -376,9 +385,14 @@ def measured(broker, res, key, fn, *, setup=None, bytes_key="bytes"):
     us1 = proc_user_sys(broker.pid)
     r["broker_user_s"], r["broker_sys_s"] = us1[0] - us0[0], us1[1] - us0[1]
     r["broker_cpu_s"] = cpu
+    r["loadgen_cpu_s"] = children_cpu_s() - gen0
     r["wall_s"] = wall
+    # Share of the machine's CPUs that broker and load generator used together: near 100 %
+    # means the run was CPU-bound, so a broker can only go faster by using less CPU.
+    r["cpu_busy_pct"] = 100 * (cpu + r["loadgen_cpu_s"]) / (wall * (os.cpu_count() or 1))
     if r.get(bytes_key):
         r["cpu_s_per_GB"] = cpu / (r[bytes_key] / 1e9)
+        r["loadgen_cpu_s_per_GB"] = r["loadgen_cpu_s"] / (r[bytes_key] / 1e9)
         r["disk_write_per_byte"] = wb / r[bytes_key]
     res[key] = r
     brief = {k: round(v, 3) for k, v in r.items() if isinstance(v, float)}
@@ -594,6 +608,12 @@ def machine():
     cpu = sh("lscpu | sed -n 's/^Model name: *//p' | head -1")
     mem = sh("awk '/MemTotal/ {printf \"%.1f GiB\", $2/1048576}' /proc/meminfo")
     dev = sh(f"df -PT {WORK} | tail -1 | awk '{{print $1\" (\"$2\")\"}}'")
+    reporting = "/sys/module/page_reporting/parameters/reported_kib"
+    if os.path.exists(reporting):
+        # A VM whose freed guest pages go back to the host: new page-cache pages then cost a host
+        # page fault on first touch, which shows as kernel time in whoever writes them.
+        mem += (f"; free page reporting to the hypervisor is on ({int(sh('cat ' + reporting) or 0) // 1048576} "
+                "GiB reported since boot), so writing into fresh page cache is slow and varies run to run")
     return {
         "cpu": f"{cpu}, {os.cpu_count()} logical CPUs (shared by broker and load generator)",
         "memory": mem,
@@ -672,6 +692,11 @@ def rows():
         for tool in TOOLS:
             r.append((f"{key} broker CPU-s per GB, {tool}", wget(f"{key}/{tool}", "cpu_s_per_GB"),
                       "low", 0.5))
+        for tool in TOOLS:
+            r.append((f"{key} load generator CPU-s per GB, {tool}",
+                      wget(f"{key}/{tool}", "loadgen_cpu_s_per_GB"), "low", None))
+            r.append((f"{key} broker + load generator CPU busy %, {tool}",
+                      wget(f"{key}/{tool}", "cpu_busy_pct"), "low", None))
         r.append((f"{key} disk bytes written per byte produced, {TOOLS[0]}",
                   wget(f"{key}/{TOOLS[0]}", "disk_write_per_byte"), "low", None))
     for tool in TOOLS:
@@ -681,6 +706,11 @@ def rows():
     for tool in TOOLS:
         r.append((f"W4 broker CPU-s per GB, {tool}", wget(f"W4/{tool}", "cpu_s_per_GB"), "low",
                   0.5))
+    for tool in TOOLS:
+        r.append((f"W4 load generator CPU-s per GB, {tool}",
+                  wget(f"W4/{tool}", "loadgen_cpu_s_per_GB"), "low", None))
+        r.append((f"W4 broker + load generator CPU busy %, {tool}", wget(f"W4/{tool}", "cpu_busy_pct"),
+                  "low", None))
     for rate in LAT_RATES:
         for tool in TOOLS:
             for p, lab in (("p50_ms", "p50"), ("p99_ms", "p99"), ("p999_ms", "p99.9")):
@@ -834,7 +864,12 @@ def report(results, profile, started, finished):
   connection.
 - **Throughput**: records × record size ÷ elapsed time as reported by the tool; MB = 10⁶ bytes.
 - **Broker CPU-seconds per GB**: utime+stime of the broker process (all threads, `/proc/PID/stat`)
-  over the workload ÷ GB (10⁹ bytes of record values) moved.
+  over the workload ÷ GB (10⁹ bytes of record values) moved. **Load generator CPU-s per GB**: the
+  same for the load generator processes (`getrusage(RUSAGE_CHILDREN)`; for W6 both producer and
+  consumer). **CPU busy %**: broker + load generator CPU-seconds ÷ (wall time × {os.cpu_count()}
+  CPUs); near 100 % the run is CPU-bound, and a broker can then only raise throughput by using
+  less CPU per GB, which bounds the Oxbow ÷ Kafka ratio by (load generator + Kafka broker CPU per
+  GB) ÷ (load generator + Oxbow broker CPU per GB).
 - **Disk bytes written per byte produced**: `write_bytes` of `/proc/PID/io` over the workload ÷
   record-value bytes (counted when pages are dirtied, so Kafka's page-cache writes count too).
 - **Idle RSS**: `VmRSS` 3 s after the first successful produce; **peak RSS**: `VmHWM` at the end of
