@@ -55,6 +55,7 @@ fn main() -> ExitCode {
         )
         .init();
     let cli = Cli::parse();
+    oxbow_wire::alloc_guard::retain_freed_memory();
     match cli.command {
         Command::Serve {
             config,
@@ -95,6 +96,25 @@ fn main() -> ExitCode {
     }
 }
 
+/// How often free heap memory goes back to the kernel: request buffers are kept for reuse
+/// under load (see `alloc_guard::retain_freed_memory`), and returned this long after a burst.
+const RELEASE_FREED_MEMORY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn release_freed_memory_periodically() {
+    let mut tick = tokio::time::interval(RELEASE_FREED_MEMORY_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // the first tick is immediate
+    loop {
+        tick.tick().await;
+        if tokio::task::spawn_blocking(oxbow_wire::alloc_guard::release_freed_memory)
+            .await
+            .is_err()
+        {
+            return; // the runtime is shutting down
+        }
+    }
+}
+
 async fn serve(cfg: config::BrokerConfig) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let durability = match cfg.durability {
@@ -126,6 +146,7 @@ async fn serve(cfg: config::BrokerConfig) -> anyhow::Result<()> {
     let groups = groups::Groups::open(&broker)?;
     let _ = broker.groups.set(groups);
     tokio::spawn(groups::Groups::run_ticker(broker.clone()));
+    tokio::spawn(release_freed_memory_periodically());
     let bound = server::bind(&broker).await?;
     let advertised: Vec<_> = bound.iter().map(|b| b.advertised.clone()).collect();
     let _ = broker.advertised.set(advertised.clone());

@@ -90,3 +90,37 @@ unsafe impl GlobalAlloc for GuardedAlloc {
         new
     }
 }
+
+/// Largest allocation glibc serves from its heaps instead of a fresh `mmap` (its own ceiling).
+const MMAP_THRESHOLD_BYTES: usize = 32 << 20;
+/// Free memory glibc keeps at the top of a heap before giving it back to the kernel.
+const TRIM_THRESHOLD_BYTES: usize = 256 << 20;
+
+/// Makes the system allocator keep freed request buffers for reuse.
+///
+/// Every Produce request is read into a buffer of its own size (up to ~1 MiB from real
+/// clients) that lives until the append is done. By default glibc serves such sizes with a
+/// fresh `mmap`, or returns them to the kernel as soon as a few MiB are free at the top of a
+/// heap, so each request's buffer is new memory: a page fault and a zeroed page per 4 KiB
+/// received (and in a VM that returns freed memory to its host, a host fault too). Measured on
+/// produce at ~1 GB/s, that was ~170 000 faults per GB and a sixth of the broker's CPU. With
+/// the buffers kept in the heap they are reused; [`release_freed_memory`] hands what is left
+/// over back to the kernel from time to time, so a burst does not pin memory for ever.
+pub fn retain_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes glibc's tuning parameters; both values are in its range.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES as libc::c_int);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES as libc::c_int);
+    }
+}
+
+/// Returns free heap memory to the kernel (glibc's `malloc_trim`); a no-op elsewhere. Call it
+/// now and then from a background thread: it walks every heap, so not on a hot path.
+pub fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim has no preconditions; it only releases free pages.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
