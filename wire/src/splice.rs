@@ -17,6 +17,8 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::OnceLock;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::FetchResponse;
+use kafka_protocol::protocol::Encodable;
 
 /// Record sets smaller than this are cheaper to copy than to write as a part of their own.
 pub const SPLICE_MIN_BYTES: usize = 4096;
@@ -38,6 +40,35 @@ pub enum SpliceError {
     MarkerNotFound { index: usize, count: usize },
     #[error("record set of {len} bytes cannot be length-prefixed: {why}")]
     Prefix { len: usize, why: String },
+    #[error("encoding the response failed: {0}")]
+    Encode(String),
+}
+
+/// Fetch v12 (KIP-482) is the first version with flexible fields (compact record-set lengths).
+pub const FETCH_FIRST_FLEXIBLE_VERSION: i16 = 12;
+
+/// Encodes a Fetch response as parts whose concatenation is its normal encoding at `version`,
+/// each large record set a part of its own (see the module documentation).
+pub fn encode_fetch_response(
+    mut resp: FetchResponse,
+    version: i16,
+) -> Result<Vec<Bytes>, SpliceError> {
+    let mut splicer = RecordSplicer::new(if version >= FETCH_FIRST_FLEXIBLE_VERSION {
+        RecordsField::CompactLength
+    } else {
+        RecordsField::Int32Length
+    });
+    for p in resp
+        .responses
+        .iter_mut()
+        .flat_map(|t| t.partitions.iter_mut())
+    {
+        splicer.take(&mut p.records);
+    }
+    let mut buf = BytesMut::new();
+    resp.encode(&mut buf, version)
+        .map_err(|e| SpliceError::Encode(e.to_string()))?;
+    splicer.splice(buf.freeze())
 }
 
 fn nonce() -> [u8; 8] {
@@ -172,20 +203,8 @@ mod tests {
     fn spliced_parts_concatenate_to_the_normal_encoding() {
         let sizes = [0, 10, SPLICE_MIN_BYTES, 70_000, 1, 1 << 20];
         for version in [4i16, 11, 12, 16] {
-            let field = if version >= 12 {
-                RecordsField::CompactLength
-            } else {
-                RecordsField::Int32Length
-            };
             let plain = encode(&response(&sizes), version);
-            let mut resp = response(&sizes);
-            let mut s = RecordSplicer::new(field);
-            for t in &mut resp.responses {
-                for p in &mut t.partitions {
-                    s.take(&mut p.records);
-                }
-            }
-            let parts = s.splice(encode(&resp, version)).unwrap();
+            let parts = encode_fetch_response(response(&sizes), version).unwrap();
             assert_eq!(
                 parts.len(),
                 2 * 3 + 1,

@@ -16,7 +16,7 @@ use oxbow_storage::{
     TopicPartition,
 };
 use oxbow_wire::batch::{build_batch, validate_batch, BatchIter};
-use oxbow_wire::splice::{RecordSplicer, RecordsField};
+use oxbow_wire::splice::encode_fetch_response;
 use tempfile::TempDir;
 
 const KIB: usize = 1 << 10;
@@ -92,18 +92,8 @@ fn fetch_response() -> FetchResponse {
     ])
 }
 
-fn encode_spliced(mut resp: FetchResponse) -> Vec<Bytes> {
-    let mut splicer = RecordSplicer::new(RecordsField::CompactLength);
-    for p in resp
-        .responses
-        .iter_mut()
-        .flat_map(|t| t.partitions.iter_mut())
-    {
-        splicer.take(&mut p.records);
-    }
-    let mut buf = BytesMut::new();
-    resp.encode(&mut buf, FETCH_VERSION).unwrap();
-    splicer.splice(buf.freeze()).unwrap()
+fn encode_spliced(resp: FetchResponse) -> Vec<Bytes> {
+    encode_fetch_response(resp, FETCH_VERSION).unwrap()
 }
 
 fn encode_plain(resp: FetchResponse) -> Bytes {

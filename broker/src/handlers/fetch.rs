@@ -10,23 +10,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
-use kafka_protocol::protocol::Encodable;
 use kafka_protocol::ResponseError;
 use oxbow_storage::StorageError;
 use oxbow_wire::registry::ApiSpec;
-use oxbow_wire::splice::{RecordSplicer, RecordsField};
+use oxbow_wire::splice::encode_fetch_response;
 
 use super::{str_bytes, Body, Handler, HandlerError, Reply, RequestCtx};
 use crate::broker::Broker;
 use crate::fetch_session::{SessionMode, SessionPartition};
 
 pub struct Fetch;
-
-/// Fetch v12 (KIP-482) is the first version with compact (flexible) encodings.
-const FIRST_FLEXIBLE_VERSION: i16 = 12;
 
 /// Longest long poll we honour, whatever the client asks.
 const MAX_WAIT_MS_LIMIT: i32 = 30_000;
@@ -129,22 +125,8 @@ impl Handler for Fetch {
 
     /// Record sets read from disk go to the socket as parts of their own instead of being
     /// copied into the encoded response (`oxbow_wire::splice`).
-    fn encode_response(mut resp: FetchResponse, version: i16) -> anyhow::Result<Body> {
-        let mut splicer = RecordSplicer::new(if version >= FIRST_FLEXIBLE_VERSION {
-            RecordsField::CompactLength
-        } else {
-            RecordsField::Int32Length
-        });
-        for p in resp
-            .responses
-            .iter_mut()
-            .flat_map(|t| t.partitions.iter_mut())
-        {
-            splicer.take(&mut p.records);
-        }
-        let mut buf = BytesMut::new();
-        resp.encode(&mut buf, version)?;
-        Ok(splicer.splice(buf.freeze())?)
+    fn encode_response(resp: FetchResponse, version: i16) -> anyhow::Result<Body> {
+        Ok(encode_fetch_response(resp, version)?)
     }
 
     async fn handle(
