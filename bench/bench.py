@@ -680,6 +680,14 @@ def fmt(v, digits=None):
     return f"{v:,.{digits}f}"
 
 
+def loadgen_rows(key, tool):
+    """The load generator's CPU per GB and how busy the machine was, for one workload."""
+    return [(f"{key} load generator CPU-s per GB, {tool}",
+             wget(f"{key}/{tool}", "loadgen_cpu_s_per_GB"), "low", None),
+            (f"{key} broker + load generator CPU busy %, {tool}",
+             wget(f"{key}/{tool}", "cpu_busy_pct"), "low", None)]
+
+
 # (row label, getter, better: "high"/"low", target ratio or None)
 def rows():
     r = []
@@ -693,10 +701,7 @@ def rows():
             r.append((f"{key} broker CPU-s per GB, {tool}", wget(f"{key}/{tool}", "cpu_s_per_GB"),
                       "low", 0.5))
         for tool in TOOLS:
-            r.append((f"{key} load generator CPU-s per GB, {tool}",
-                      wget(f"{key}/{tool}", "loadgen_cpu_s_per_GB"), "low", None))
-            r.append((f"{key} broker + load generator CPU busy %, {tool}",
-                      wget(f"{key}/{tool}", "cpu_busy_pct"), "low", None))
+            r.extend(loadgen_rows(key, tool))
         r.append((f"{key} disk bytes written per byte produced, {TOOLS[0]}",
                   wget(f"{key}/{TOOLS[0]}", "disk_write_per_byte"), "low", None))
     for tool in TOOLS:
@@ -707,10 +712,7 @@ def rows():
         r.append((f"W4 broker CPU-s per GB, {tool}", wget(f"W4/{tool}", "cpu_s_per_GB"), "low",
                   0.5))
     for tool in TOOLS:
-        r.append((f"W4 load generator CPU-s per GB, {tool}",
-                  wget(f"W4/{tool}", "loadgen_cpu_s_per_GB"), "low", None))
-        r.append((f"W4 broker + load generator CPU busy %, {tool}", wget(f"W4/{tool}", "cpu_busy_pct"),
-                  "low", None))
+        r.extend(loadgen_rows("W4", tool))
     for rate in LAT_RATES:
         for tool in TOOLS:
             for p, lab in (("p50_ms", "p50"), ("p99_ms", "p99"), ("p999_ms", "p99.9")):

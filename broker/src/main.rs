@@ -101,9 +101,9 @@ fn main() -> ExitCode {
 const RELEASE_FREED_MEMORY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 async fn release_freed_memory_periodically() {
-    let mut tick = tokio::time::interval(RELEASE_FREED_MEMORY_INTERVAL);
+    let first = tokio::time::Instant::now() + RELEASE_FREED_MEMORY_INTERVAL;
+    let mut tick = tokio::time::interval_at(first, RELEASE_FREED_MEMORY_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await; // the first tick is immediate
     loop {
         tick.tick().await;
         if tokio::task::spawn_blocking(oxbow_wire::alloc_guard::release_freed_memory)

@@ -17,7 +17,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::OnceLock;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::FetchResponse;
+use kafka_protocol::messages::{ApiKey, FetchResponse};
 use kafka_protocol::protocol::Encodable;
 
 /// Record sets smaller than this are cheaper to copy than to write as a part of their own.
@@ -44,16 +44,16 @@ pub enum SpliceError {
     Encode(String),
 }
 
-/// Fetch v12 (KIP-482) is the first version with flexible fields (compact record-set lengths).
-pub const FETCH_FIRST_FLEXIBLE_VERSION: i16 = 12;
-
 /// Encodes a Fetch response as parts whose concatenation is its normal encoding at `version`,
 /// each large record set a part of its own (see the module documentation).
 pub fn encode_fetch_response(
     mut resp: FetchResponse,
     version: i16,
 ) -> Result<Vec<Bytes>, SpliceError> {
-    let mut splicer = RecordSplicer::new(if version >= FETCH_FIRST_FLEXIBLE_VERSION {
+    // Flexible versions (KIP-482), the ones with compact record-set lengths, are those whose
+    // responses carry header v1.
+    let flexible = ApiKey::Fetch.response_header_version(version) >= 1;
+    let mut splicer = RecordSplicer::new(if flexible {
         RecordsField::CompactLength
     } else {
         RecordsField::Int32Length
