@@ -2,8 +2,8 @@
 # The one command that runs every test of Oxbow, on a fresh Debian machine or a dev box:
 #   formatting and lints, the workspace's unit/property/crash tests, the librdkafka tests
 #   (the rdkafka crate compiles librdkafka from source), the Python clients (confluent-kafka,
-#   kafka-python), franz-go (Go modules) and the Java client with AdminClient (Maven,
-#   kafka-clients 4.x).
+#   kafka-python), franz-go (Go modules) and the Java clients with AdminClient and
+#   kafka-transactions.sh (Maven, kafka-clients 4.4 and 3.9).
 # System packages are installed with apt-get only when something is missing. A missing or
 # broken tool fails the run with a clear message: nothing is ever skipped.
 set -euo pipefail
@@ -135,6 +135,23 @@ python_clients() {
 print("confluent-kafka", confluent_kafka.version(), "librdkafka", confluent_kafka.libversion())'
 }
 
+# Both Maven modules (kafka-clients 4.4 with transactions V2, 3.9 with V1) compile and run the
+# shared transaction tests; a module that ran none of them, or any skipped test, fails the step.
+java_clients() {
+  (cd compat-tests/java && mvn -B -ntp --fail-at-end clean test) || return
+  local m f
+  for m in clients-4.4 clients-3.9; do
+    for f in TransactionsTest ExactlyOnceCopierTest TransactionFencingTest TransactionTimeoutTest TransactionsAdminTest; do
+      [ -s "compat-tests/java/$m/target/surefire-reports/TEST-dev.oxbow.compat.$f.xml" ] \
+        || { echo "compat-tests/java/$m ran no $f" >&2; return 1; }
+    done
+  done
+  if grep -l 'skipped="[1-9]' compat-tests/java/clients-*/target/surefire-reports/TEST-*.xml; then
+    echo "skipped Java tests (listed above)" >&2
+    return 1
+  fi
+}
+
 build_broker() {
   cargo build -p oxbow-broker -j "$JOBS" || return
   [ -x "$ROOT/target/debug/oxbow" ] || { echo "no broker binary at target/debug/oxbow" >&2; return 1; }
@@ -159,8 +176,8 @@ step "python clients (confluent-kafka, kafka-python)" \
   "$PYTHON" -m pytest -q -p no:cacheprovider compat-tests/python
 step "franz-go (go test)" \
   bash -c 'cd compat-tests/go && go test -count=1 ./...'
-step "java client and AdminClient (mvn test)" \
-  bash -c 'cd compat-tests/java && mvn -B -ntp test'
+step "java clients 4.4 and 3.9, AdminClient, kafka-transactions.sh (mvn test, both modules)" java_clients
+step "kafka streams exactly_once_v2 (mvn test)" bash -c 'cd compat-tests/streams && mvn -B -ntp test'
 
 summary
 printf '\nall test suites passed\n'

@@ -56,6 +56,8 @@ pub struct Broker {
     pub admin_lock: std::sync::Mutex<()>,
     /// The group coordinator, set once `__consumer_offsets` is loaded (before listening).
     pub groups: std::sync::OnceLock<crate::groups::Groups>,
+    /// The transaction coordinator, set once `__transaction_state` is loaded (before listening).
+    pub txns: std::sync::OnceLock<crate::txn::Transactions>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -117,6 +119,7 @@ impl Broker {
             advertised: std::sync::OnceLock::new(),
             admin_lock: std::sync::Mutex::new(()),
             groups: std::sync::OnceLock::new(),
+            txns: std::sync::OnceLock::new(),
             config,
         });
         // Bring storage in line with the topic metadata: open or create every partition and
@@ -151,6 +154,12 @@ impl Broker {
         self.groups
             .get()
             .expect("the group coordinator is loaded before listeners open")
+    }
+
+    pub fn txns(&self) -> &crate::txn::Transactions {
+        self.txns
+            .get()
+            .expect("the transaction coordinator is loaded before listeners open")
     }
 
     pub fn advertised(&self) -> &[AdvertisedListener] {

@@ -103,6 +103,10 @@ pub const BROKER_DEFAULTS: &[(&str, Option<&str>)] = &[
     ("offsets.topic.replication.factor", Some("1")),
     ("transaction.state.log.num.partitions", Some("50")),
     ("transaction.max.timeout.ms", Some("900000")),
+    ("transactional.id.expiration.ms", Some("604800000")),
+    ("transaction.abort.timed.out.transaction.cleanup.interval.ms", Some("10000")),
+    ("transaction.remove.expired.transaction.cleanup.interval.ms", Some("3600000")),
+    ("transaction.state.log.segment.bytes", Some("104857600")),
     ("producer.id.expiration.ms", Some("86400000")),
     ("max.connections", Some("2147483647")),
     ("queued.max.requests", Some("500")),
@@ -480,6 +484,12 @@ pub struct BrokerConfig {
     pub offsets_retention_ms: i64,
     pub offsets_topic_num_partitions: i32,
     pub producer_id_expiration_ms: i64,
+    pub transaction_state_log_num_partitions: i32,
+    pub transaction_state_log_segment_bytes: i64,
+    pub transaction_max_timeout_ms: i32,
+    pub transactional_id_expiration_ms: i64,
+    pub transaction_abort_timed_out_interval_ms: i64,
+    pub transaction_remove_expired_interval_ms: i64,
     pub durability: DurabilityMode,
     pub max_inflight_per_connection: usize,
     pub max_connections: usize,
@@ -751,6 +761,27 @@ impl BrokerConfig {
             offsets_retention_ms: parse_num::<i64>(&map, "offsets.retention.minutes")? * 60_000,
             offsets_topic_num_partitions: parse_num(&map, "offsets.topic.num.partitions")?,
             producer_id_expiration_ms: parse_num(&map, "producer.id.expiration.ms")?,
+            transaction_state_log_num_partitions: parse_num::<i32>(
+                &map,
+                "transaction.state.log.num.partitions",
+            )?
+            .max(1),
+            transaction_state_log_segment_bytes: parse_num(
+                &map,
+                "transaction.state.log.segment.bytes",
+            )?,
+            transaction_max_timeout_ms: parse_num(&map, "transaction.max.timeout.ms")?,
+            transactional_id_expiration_ms: parse_num(&map, "transactional.id.expiration.ms")?,
+            transaction_abort_timed_out_interval_ms: parse_num::<i64>(
+                &map,
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+            )?
+            .max(1),
+            transaction_remove_expired_interval_ms: parse_num::<i64>(
+                &map,
+                "transaction.remove.expired.transaction.cleanup.interval.ms",
+            )?
+            .max(1),
             durability,
             max_inflight_per_connection: parse_num::<usize>(
                 &map,

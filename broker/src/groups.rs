@@ -103,6 +103,11 @@ impl Groups {
         })
     }
 
+    /// Number of `__consumer_offsets` partitions.
+    pub fn partitions(&self) -> i32 {
+        self.partitions
+    }
+
     /// Applies one request and returns a future of its response.
     pub fn call<R: Send + 'static>(
         broker: &Arc<Broker>,
@@ -159,7 +164,18 @@ impl Groups {
                 tracing::error!(partition = p, "__consumer_offsets partition missing");
                 continue;
             };
-            let batch = oxbow_wire::batch::build_batch(0, now, &records);
+            let batch = match out.txn_producer {
+                Some((pid, epoch)) => {
+                    // Transactional offset commits carry the producer and no sequence, as
+                    // Kafka writes them.
+                    let recs: Vec<_> = records
+                        .iter()
+                        .map(|(k, v)| (now, k.clone(), v.clone()))
+                        .collect();
+                    oxbow_wire::batch::encode_transactional_batch(0, &recs, (pid, epoch, -1))
+                }
+                None => oxbow_wire::batch::build_batch(0, now, &records),
+            };
             let opts = AppendOptions {
                 now_ms: now,
                 leader_epoch: 0,
@@ -196,6 +212,33 @@ impl Groups {
                 let _ = tx.send(resp);
             }
         }
+    }
+
+    /// Appends a transaction marker to `__consumer_offsets` partition `partition` and applies it
+    /// to the pending transactional offsets, under the coordinator lock (so replaying the log
+    /// rebuilds the same state). Returns the log and the marker's offset to wait on.
+    pub fn write_txn_marker(
+        &self,
+        broker: &Broker,
+        partition: i32,
+        marker: &oxbow_storage::TxnMarker,
+    ) -> Result<(Arc<dyn PartitionLog>, i64), oxbow_storage::StorageError> {
+        let log = broker.partition(OFFSETS_TOPIC, partition).ok_or_else(|| {
+            oxbow_storage::StorageError::UnknownPartition(oxbow_storage::TopicPartition::new(
+                OFFSETS_TOPIC,
+                partition,
+            ))
+        })?;
+        let mut c = self.coordinator.lock().unwrap();
+        let now = now_ms();
+        let opts = AppendOptions {
+            now_ms: now,
+            leader_epoch: 0,
+            log_append_time: false,
+        };
+        let a = log.append_marker(marker, &opts)?;
+        c.complete_txn(marker.producer_id, marker.commit);
+        Ok((log, a.last_offset))
     }
 
     /// Runs the coordinator's timers until the process ends.
@@ -260,6 +303,14 @@ fn not_persisted(resp: Response) -> Response {
             Response::OffsetCommit(r)
         }
         Response::OffsetDelete(r) => Response::OffsetDelete(r.with_error_code(code)),
+        Response::TxnOffsetCommit(mut r) => {
+            for t in &mut r.topics {
+                for p in &mut t.partitions {
+                    p.error_code = code;
+                }
+            }
+            Response::TxnOffsetCommit(r)
+        }
         Response::DeleteGroups(mut r) => {
             for g in &mut r.results {
                 g.error_code = code;
@@ -270,9 +321,24 @@ fn not_persisted(resp: Response) -> Response {
     }
 }
 
-/// Replays every record of one `__consumer_offsets` partition. Undecodable records (a newer
-/// schema) are skipped with a warning, as Kafka skips unknown record versions.
-fn load_partition(log: &dyn PartitionLog, c: &mut GroupCoordinator) -> anyhow::Result<usize> {
+/// One item of an internal topic as the loaders see it.
+pub enum LoadItem<'a> {
+    /// A data record; `producer` is the producer id of a transactional batch.
+    Record {
+        producer: Option<i64>,
+        key: &'a [u8],
+        value: Option<&'a [u8]>,
+    },
+    /// A transaction marker of `producer_id`.
+    Marker { producer_id: i64, commit: bool },
+}
+
+/// Reads a whole internal-topic partition in log order; `f` returns whether it used the item.
+/// Returns how many items were used.
+pub fn read_log(
+    log: &dyn PartitionLog,
+    mut f: impl FnMut(LoadItem<'_>) -> bool,
+) -> anyhow::Result<usize> {
     let mut offset = log.log_start_offset();
     let end = log.high_watermark();
     let mut count = 0;
@@ -289,20 +355,27 @@ fn load_partition(log: &dyn PartitionLog, c: &mut GroupCoordinator) -> anyhow::R
                     continue;
                 }
                 offset = rec.offset + 1;
-                if rec.control {
-                    continue;
-                }
-                let Some(key) = rec.key.as_ref() else {
-                    continue;
+                let item = if rec.control {
+                    // Control record key: version int16, type int16 (0 abort, 1 commit).
+                    match rec.key.as_deref() {
+                        Some([_, _, 0, t, ..]) if *t <= 1 => LoadItem::Marker {
+                            producer_id: rec.producer_id,
+                            commit: *t == 1,
+                        },
+                        _ => continue,
+                    }
+                } else {
+                    let Some(key) = rec.key.as_deref() else {
+                        continue;
+                    };
+                    LoadItem::Record {
+                        producer: rec.transactional.then_some(rec.producer_id),
+                        key,
+                        value: rec.value.as_deref(),
+                    }
                 };
-                match Record::decode(key, rec.value.as_deref()) {
-                    Ok(r) => {
-                        c.replay(&r);
-                        count += 1;
-                    }
-                    Err(e) => {
-                        tracing::warn!(offset = rec.offset, error = %e, "skipping group record")
-                    }
+                if f(item) {
+                    count += 1;
                 }
             }
         }
@@ -312,4 +385,51 @@ fn load_partition(log: &dyn PartitionLog, c: &mut GroupCoordinator) -> anyhow::R
         }
     }
     Ok(count)
+}
+
+/// Reads the plain (non-transactional) records of an internal-topic partition.
+pub fn read_records(
+    log: &dyn PartitionLog,
+    mut f: impl FnMut(Option<i64>, &[u8], Option<&[u8]>) -> bool,
+) -> anyhow::Result<usize> {
+    read_log(log, |item| match item {
+        LoadItem::Record {
+            producer,
+            key,
+            value,
+        } => f(producer, key, value),
+        LoadItem::Marker { .. } => false,
+    })
+}
+
+/// Replays every record of one `__consumer_offsets` partition. Undecodable records (a newer
+/// schema) are skipped with a warning, as Kafka skips unknown record versions. Transactional
+/// offset commits are held until their marker.
+fn load_partition(log: &dyn PartitionLog, c: &mut GroupCoordinator) -> anyhow::Result<usize> {
+    read_log(log, |item| match item {
+        LoadItem::Record {
+            producer,
+            key,
+            value,
+        } => match Record::decode(key, value) {
+            Ok(r) => {
+                match producer {
+                    Some(pid) => c.replay_txn_offset(pid, &r),
+                    None => c.replay(&r),
+                }
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "skipping group record");
+                false
+            }
+        },
+        LoadItem::Marker {
+            producer_id,
+            commit,
+        } => {
+            c.complete_txn(producer_id, commit);
+            true
+        }
+    })
 }

@@ -15,6 +15,7 @@ mod handlers;
 mod producer_ids;
 mod server;
 mod topics;
+mod txn;
 
 /// Keeps a hostile array length in a request from aborting the process (see the module docs).
 #[global_allocator]
@@ -146,6 +147,10 @@ async fn serve(cfg: config::BrokerConfig) -> anyhow::Result<()> {
     let groups = groups::Groups::open(&broker)?;
     let _ = broker.groups.set(groups);
     tokio::spawn(groups::Groups::run_ticker(broker.clone()));
+    let txns = txn::Transactions::open(&broker)?;
+    let _ = broker.txns.set(txns);
+    txn::Transactions::resume(&broker);
+    tokio::spawn(txn::Transactions::run_ticker(broker.clone()));
     tokio::spawn(release_freed_memory_periodically());
     let bound = server::bind(&broker).await?;
     let advertised: Vec<_> = bound.iter().map(|b| b.advertised.clone()).collect();

@@ -14,13 +14,15 @@ use kafka_protocol::messages::{
         OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
         OffsetFetchResponseTopic, OffsetFetchResponseTopics,
     },
+    txn_offset_commit_response::{TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic},
 };
 use kafka_protocol::messages::{
     DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse,
     GroupId, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, LeaveGroupRequest,
     LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse, OffsetCommitRequest,
     OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse, OffsetFetchRequest,
-    OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse, TopicName,
+    OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse, TopicName, TxnOffsetCommitRequest,
+    TxnOffsetCommitResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -46,11 +48,16 @@ pub struct GroupCoordinator {
     next_offsets_check_ms: Option<i64>,
     /// Replay loaded members whose session timers are not armed yet.
     loaded_unarmed: bool,
+    /// Transactional offset commits waiting for their transaction's marker, by producer id,
+    /// then group, then (topic, partition).
+    pending_txn: BTreeMap<i64, BTreeMap<String, BTreeMap<(String, i32), OffsetCommitValue>>>,
 }
 
 /// One committed offset as OffsetFetch reports it.
 struct Fetched {
     partition: i32,
+    /// UNSTABLE_OFFSET_COMMIT while a transactional commit is pending (`require_stable`).
+    error: i16,
     offset: i64,
     leader_epoch: i32,
     metadata: String,
@@ -66,6 +73,7 @@ impl GroupCoordinator {
             rng_state,
             next_offsets_check_ms: None,
             loaded_unarmed: false,
+            pending_txn: BTreeMap::new(),
         }
     }
 
@@ -719,10 +727,169 @@ impl GroupCoordinator {
         Ok(())
     }
 
+    // ---- Transactional offsets -----------------------------------------------------------------
+
+    /// TxnOffsetCommit (v0-v5): offsets committed inside a transaction. They are written now
+    /// (as a transactional batch of the producer, see [`Output::txn_producer`]) but become the
+    /// group's committed offsets only when the COMMIT marker arrives ([`Self::complete_txn`]).
+    /// The caller has already checked the producer against the transaction coordinator.
+    pub fn txn_offset_commit(
+        &mut self,
+        ctx: &RequestContext<'_>,
+        req: &TxnOffsetCommitRequest,
+    ) -> Output {
+        let mut out = Output::default();
+        let now = ctx.now_ms;
+        self.arm_loaded(now);
+        let group_id = req.group_id.0.to_string();
+        let result = self.validate_txn_commit(ctx, req);
+        let pid = req.producer_id.0;
+        let mut topics = Vec::new();
+        for t in &req.topics {
+            let mut partitions = Vec::new();
+            for p in &t.partitions {
+                let metadata = p
+                    .committed_metadata
+                    .as_ref()
+                    .map(|m| m.to_string())
+                    .unwrap_or_default();
+                let code = match result {
+                    Err(e) => e.code(),
+                    Ok(()) if metadata.len() > self.config.offset_metadata_max_bytes => {
+                        ResponseError::OffsetMetadataTooLarge.code()
+                    }
+                    Ok(()) => {
+                        let value = OffsetCommitValue {
+                            offset: p.committed_offset,
+                            leader_epoch: if ctx.api_version >= 2 {
+                                p.committed_leader_epoch
+                            } else {
+                                -1
+                            },
+                            metadata,
+                            commit_timestamp_ms: now,
+                            expire_timestamp_ms: None,
+                        };
+                        let record = Record::OffsetCommit {
+                            key: OffsetCommitKey {
+                                group: group_id.clone(),
+                                topic: t.name.0.to_string(),
+                                partition: p.partition_index,
+                            },
+                            value: Some(value),
+                        };
+                        self.replay_txn_offset(pid, &record);
+                        out.records.push(record);
+                        0
+                    }
+                };
+                partitions.push(
+                    TxnOffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(code),
+                );
+            }
+            topics.push(
+                TxnOffsetCommitResponseTopic::default()
+                    .with_name(t.name.clone())
+                    .with_partitions(partitions),
+            );
+        }
+        if !out.records.is_empty() {
+            out.txn_producer = Some((pid, req.producer_epoch));
+        }
+        out.respond(
+            ctx.request_id,
+            Response::TxnOffsetCommit(TxnOffsetCommitResponse::default().with_topics(topics)),
+        );
+        out
+    }
+
+    /// KIP-447 checks of a TxnOffsetCommit: a request naming a member (v3+) must come from a
+    /// current member of the current generation. A group unknown here is created (Empty), as
+    /// Kafka does for producers that commit for a group they do not belong to.
+    fn validate_txn_commit(
+        &mut self,
+        ctx: &RequestContext<'_>,
+        req: &TxnOffsetCommitRequest,
+    ) -> Result<(), ResponseError> {
+        let group_id = req.group_id.0.as_str();
+        if group_id.is_empty() {
+            return Err(ResponseError::InvalidGroupId);
+        }
+        let (member_id, generation, instance_id) = if ctx.api_version >= 3 {
+            (
+                req.member_id.as_str(),
+                req.generation_id,
+                req.group_instance_id.as_deref(),
+            )
+        } else {
+            ("", -1, None)
+        };
+        let Some(group) = self.groups.get_mut(group_id) else {
+            if !member_id.is_empty() || generation >= 0 {
+                return Err(ResponseError::IllegalGeneration);
+            }
+            let group = Group::new(group_id, Some(ctx.now_ms));
+            self.groups.insert(group_id.to_string(), group);
+            return Ok(());
+        };
+        if group.state == GroupState::Dead {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        if !member_id.is_empty() || instance_id.is_some() {
+            group.validate_member(member_id, instance_id)?;
+        }
+        if generation >= 0 && generation != group.generation {
+            return Err(ResponseError::IllegalGeneration);
+        }
+        Ok(())
+    }
+
+    /// Applies a transactional offset commit read from `__consumer_offsets` (or just made):
+    /// held as pending for `producer_id` until its marker.
+    pub fn replay_txn_offset(&mut self, producer_id: i64, record: &Record) {
+        if let Record::OffsetCommit {
+            key,
+            value: Some(value),
+        } = record
+        {
+            self.pending_txn
+                .entry(producer_id)
+                .or_default()
+                .entry(key.group.clone())
+                .or_default()
+                .insert((key.topic.clone(), key.partition), value.clone());
+        }
+    }
+
+    /// A transaction marker of `producer_id` reached `__consumer_offsets` (written now, or read
+    /// at load): COMMIT makes its pending offsets the committed ones, ABORT drops them.
+    pub fn complete_txn(&mut self, producer_id: i64, commit: bool) {
+        let Some(groups) = self.pending_txn.remove(&producer_id) else {
+            return;
+        };
+        if !commit {
+            return;
+        }
+        for (group, offsets) in groups {
+            for ((topic, partition), value) in offsets {
+                self.replay(&Record::OffsetCommit {
+                    key: OffsetCommitKey {
+                        group: group.clone(),
+                        topic,
+                        partition,
+                    },
+                    value: Some(value),
+                });
+            }
+        }
+    }
+
     // ---- OffsetFetch ---------------------------------------------------------------------------
 
-    /// OffsetFetch (v1-v9; v8+ batches groups). `require_stable` is ignored: without
-    /// transactional commits no offset is ever pending.
+    /// OffsetFetch (v1-v9; v8+ batches groups). With `require_stable` (v7+), a partition with a
+    /// pending transactional commit answers UNSTABLE_OFFSET_COMMIT, and the client retries.
     pub fn offset_fetch(&mut self, ctx: &RequestContext<'_>, req: &OffsetFetchRequest) -> Output {
         let mut out = Output::default();
         self.arm_loaded(ctx.now_ms);
@@ -736,7 +903,8 @@ impl GroupCoordinator {
                             .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
                             .collect::<Vec<_>>()
                     });
-                    let (code, fetched) = self.fetch_offsets(g.group_id.0.as_str(), wanted);
+                    let (code, fetched) =
+                        self.fetch_offsets(g.group_id.0.as_str(), wanted, req.require_stable);
                     let topics = fetched
                         .into_iter()
                         .map(|(topic, parts)| {
@@ -748,6 +916,7 @@ impl GroupCoordinator {
                                         .map(|f| {
                                             OffsetFetchResponsePartitions::default()
                                                 .with_partition_index(f.partition)
+                                                .with_error_code(f.error)
                                                 .with_committed_offset(f.offset)
                                                 .with_committed_leader_epoch(f.leader_epoch)
                                                 .with_metadata(Some(StrBytes::from_string(
@@ -771,7 +940,8 @@ impl GroupCoordinator {
                     .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
                     .collect::<Vec<_>>()
             });
-            let (code, fetched) = self.fetch_offsets(req.group_id.0.as_str(), wanted);
+            let stable = ctx.api_version >= 7 && req.require_stable;
+            let (code, fetched) = self.fetch_offsets(req.group_id.0.as_str(), wanted, stable);
             let with_epoch = ctx.api_version >= 5;
             let topics = fetched
                 .into_iter()
@@ -784,6 +954,7 @@ impl GroupCoordinator {
                                 .map(|f| {
                                     OffsetFetchResponsePartition::default()
                                         .with_partition_index(f.partition)
+                                        .with_error_code(f.error)
                                         .with_committed_offset(f.offset)
                                         .with_committed_leader_epoch(if with_epoch {
                                             f.leader_epoch
@@ -809,23 +980,41 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         wanted: Option<Vec<(String, Vec<i32>)>>,
+        require_stable: bool,
     ) -> (i16, Vec<(String, Vec<Fetched>)>) {
         if group_id.is_empty() {
             return (ResponseError::InvalidGroupId.code(), Vec::new());
         }
         let offsets = self.groups.get(group_id).map(|g| &g.offsets);
+        let unstable = |topic: &str, partition: i32| {
+            require_stable
+                && self.pending_txn.values().any(|groups| {
+                    groups
+                        .get(group_id)
+                        .is_some_and(|o| o.contains_key(&(topic.to_string(), partition)))
+                })
+        };
         let fetched = |topic: &str, partition: i32| match offsets
             .and_then(|o| o.get(topic))
             .and_then(|p| p.get(&partition))
         {
+            _ if unstable(topic, partition) => Fetched {
+                partition,
+                error: ResponseError::UnstableOffsetCommit.code(),
+                offset: -1,
+                leader_epoch: -1,
+                metadata: String::new(),
+            },
             Some(v) => Fetched {
                 partition,
+                error: 0,
                 offset: v.offset,
                 leader_epoch: v.leader_epoch,
                 metadata: v.metadata.clone(),
             },
             None => Fetched {
                 partition,
+                error: 0,
                 offset: -1,
                 leader_epoch: -1,
                 metadata: String::new(),

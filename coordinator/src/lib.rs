@@ -61,13 +61,22 @@
 //! other protocol types with members: NON_EMPTY_GROUP), OffsetFetch (v8+ batches; unknown group
 //! or partition: offset -1, no error).
 //!
-//! Not modelled: transactional offset commits, so OffsetFetch `require_stable` never answers
-//! UNSTABLE_OFFSET_COMMIT; KIP-848 consumer groups; coordinator ownership and loading
+//! Transactional offset commits (TxnOffsetCommit) are held per producer id until the
+//! transaction's marker reaches the group's partition: COMMIT makes them the committed offsets,
+//! ABORT drops them ([`GroupCoordinator::complete_txn`]). Until then OffsetFetch with
+//! `require_stable` answers UNSTABLE_OFFSET_COMMIT for those partitions. KIP-447: a
+//! TxnOffsetCommit naming a member must name a current member (UNKNOWN_MEMBER_ID,
+//! FENCED_INSTANCE_ID) of the current generation (ILLEGAL_GENERATION).
+//!
+//! The transaction coordinator is in [`txn`].
+//!
+//! Not modelled: KIP-848 consumer groups; coordinator ownership and loading
 //! (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS are the broker's to answer).
 
 mod coordinator;
 mod group;
 pub mod record;
+pub mod txn;
 
 pub use coordinator::GroupCoordinator;
 pub use record::{
@@ -78,7 +87,7 @@ pub use record::{
 use kafka_protocol::messages::{
     DeleteGroupsResponse, DescribeGroupsResponse, HeartbeatResponse, JoinGroupResponse,
     LeaveGroupResponse, ListGroupsResponse, OffsetCommitResponse, OffsetDeleteResponse,
-    OffsetFetchResponse, SyncGroupResponse,
+    OffsetFetchResponse, SyncGroupResponse, TxnOffsetCommitResponse,
 };
 
 /// The broker's handle for one request; responses come back tagged with it.
@@ -194,6 +203,8 @@ pub enum Response {
     DeleteGroups(DeleteGroupsResponse),
     /// OffsetDelete.
     OffsetDelete(OffsetDeleteResponse),
+    /// TxnOffsetCommit.
+    TxnOffsetCommit(TxnOffsetCommitResponse),
 }
 
 /// What a call produced: records to persist, then responses to send.
@@ -203,6 +214,11 @@ pub struct Output {
     pub records: Vec<Record>,
     /// Responses now ready, for this request or for earlier deferred ones.
     pub responses: Vec<(RequestId, Response)>,
+    /// `Some((producer_id, producer_epoch))` when `records` are transactional offset commits
+    /// (TxnOffsetCommit): they are written as a transactional batch of that producer and take
+    /// effect only when the transaction's COMMIT marker reaches the partition
+    /// ([`GroupCoordinator::complete_txn`]).
+    pub txn_producer: Option<(i64, i16)>,
 }
 
 impl Output {

@@ -343,7 +343,7 @@ fn decode_group_value(bytes: &[u8]) -> Result<GroupMetadataValue, RecordError> {
     })
 }
 
-fn put_string(b: &mut BytesMut, s: &str) {
+pub(crate) fn put_string(b: &mut BytesMut, s: &str) {
     b.put_i16(s.len() as i16);
     b.put_slice(s.as_bytes());
 }
@@ -356,16 +356,16 @@ fn put_nullable_string(b: &mut BytesMut, s: Option<&str>) {
 }
 
 /// A bounds-checked big-endian reader over a byte slice.
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     buf: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8]) -> Self {
+    pub(crate) fn new(buf: &'a [u8]) -> Self {
         Reader { buf }
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8], RecordError> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], RecordError> {
         if self.buf.len() < n {
             return Err(RecordError::Truncated);
         }
@@ -374,24 +374,24 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn i16(&mut self) -> Result<i16, RecordError> {
+    pub(crate) fn i16(&mut self) -> Result<i16, RecordError> {
         let b = self.take(2)?;
         Ok(i16::from_be_bytes([b[0], b[1]]))
     }
 
-    fn i32(&mut self) -> Result<i32, RecordError> {
+    pub(crate) fn i32(&mut self) -> Result<i32, RecordError> {
         let b = self.take(4)?;
         Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
 
-    fn i64(&mut self) -> Result<i64, RecordError> {
+    pub(crate) fn i64(&mut self) -> Result<i64, RecordError> {
         let b = self.take(8)?;
         let mut a = [0u8; 8];
         a.copy_from_slice(b);
         Ok(i64::from_be_bytes(a))
     }
 
-    fn uvarint(&mut self) -> Result<u64, RecordError> {
+    pub(crate) fn uvarint(&mut self) -> Result<u64, RecordError> {
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.take(1)?[0];
@@ -404,7 +404,11 @@ impl<'a> Reader<'a> {
     }
 
     /// Length of a string/bytes/array: `None` for null.
-    fn length(&mut self, flexible: bool, wide: bool) -> Result<Option<usize>, RecordError> {
+    pub(crate) fn length(
+        &mut self,
+        flexible: bool,
+        wide: bool,
+    ) -> Result<Option<usize>, RecordError> {
         let len = if flexible {
             self.uvarint()? as i64 - 1
         } else if wide {
@@ -419,7 +423,10 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn nullable_string(&mut self, flexible: bool) -> Result<Option<String>, RecordError> {
+    pub(crate) fn nullable_string(
+        &mut self,
+        flexible: bool,
+    ) -> Result<Option<String>, RecordError> {
         match self.length(flexible, false)? {
             None => Ok(None),
             Some(n) => {
@@ -431,7 +438,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn string(&mut self, flexible: bool) -> Result<String, RecordError> {
+    pub(crate) fn string(&mut self, flexible: bool) -> Result<String, RecordError> {
         self.nullable_string(flexible)?
             .ok_or(RecordError::InvalidLength(-1))
     }
@@ -443,11 +450,11 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn array_len(&mut self, flexible: bool) -> Result<usize, RecordError> {
+    pub(crate) fn array_len(&mut self, flexible: bool) -> Result<usize, RecordError> {
         Ok(self.length(flexible, true)?.unwrap_or(0))
     }
 
-    fn skip_tagged_fields(&mut self) -> Result<(), RecordError> {
+    pub(crate) fn skip_tagged_fields(&mut self) -> Result<(), RecordError> {
         let n = self.uvarint()?;
         for _ in 0..n {
             let _tag = self.uvarint()?;

@@ -107,6 +107,7 @@ impl H {
                 Response::ListGroups(r) => r.encode(&mut b, v),
                 Response::DeleteGroups(r) => r.encode(&mut b, v),
                 Response::OffsetDelete(r) => r.encode(&mut b, v),
+                Response::TxnOffsetCommit(r) => r.encode(&mut b, v),
             };
             r.unwrap_or_else(|e| panic!("response {resp:?} does not encode at v{v}: {e}"));
             assert!(self.answered.insert(id), "request {id} answered twice");

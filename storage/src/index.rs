@@ -36,6 +36,15 @@ pub(crate) fn open_file(path: &Path, truncate: bool) -> io::Result<File> {
         .open(path)
 }
 
+/// Opens an existing read-write file; `None` if there is none.
+pub(crate) fn open_existing(path: &Path) -> io::Result<Option<File>> {
+    match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 fn read_all(file: &File) -> io::Result<Vec<u8>> {
     let len = file.metadata()?.len() as usize;
     let mut buf = vec![0u8; len];

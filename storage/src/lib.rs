@@ -14,14 +14,17 @@
 //!   round is fsynced in the next one, several partitions from parallel threads so they share
 //!   journal commits) and the retention thread, writes the per-dir checkpoints and the
 //!   clean-shutdown marker.
-//! - `log.rs`: `UnifiedLog`, the [`PartitionLog`] implementation. Offsets, high watermark, log
-//!   start offset, idempotence, roll, read, timestamp lookup, retention and DeleteRecords for
-//!   one partition, plus its recovery at open. Its `LocalLog` is the mutex-protected state.
-//! - `segment.rs`: `LogSegment`, one `%020d.log` file and its two indexes; scanning (with or
+//! - `log.rs`: `UnifiedLog`, the [`PartitionLog`] implementation. Offsets, high watermark, last
+//!   stable offset, log start offset, idempotence, transaction markers, roll, read (read_committed
+//!   with the aborted list too), timestamp lookup, retention and DeleteRecords for one
+//!   partition, plus its recovery at open. Its `LocalLog` is the mutex-protected state.
+//! - `segment.rs`: `LogSegment`, one `%020d.log` file and its indexes; scanning (with or
 //!   without CRC checks) is here.
 //! - `index.rs`: `OffsetIndex` (`%020d.index`) and `TimeIndex` (`%020d.timeindex`).
-//! - `producer_state.rs`: per-producer sequence state for idempotence and its snapshot file
-//!   (`%020d.snapshot`).
+//! - `txn_index.rs`: `TxnIndex` (`%020d.txnindex`), the aborted transactions whose marker is in
+//!   a segment, in Kafka's layout, mirrored in memory for fetches.
+//! - `producer_state.rs`: per-producer sequence state for idempotence, each producer's ongoing
+//!   transaction, and its snapshot file (`%020d.snapshot`).
 //! - `checkpoint.rs`: Kafka's text checkpoint files (`recovery-point-offset-checkpoint`,
 //!   `log-start-offset-checkpoint`) and the atomic-write helper.
 //!
@@ -33,9 +36,16 @@
 //! - In [`Durability::Fsync`] mode the high watermark only advances to offsets whose bytes were
 //!   fsynced (by the flusher), so nothing acknowledged or served can be lost by a power cut. In
 //!   [`Durability::Relaxed`] mode the high watermark equals the log end offset.
-//! - Reads never return bytes at or past the high watermark and always return whole batches.
-//! - Indexes and producer state are derived data: recovery can rebuild them from the segment
-//!   files alone (plus checkpoints, which only save work). The `.log` files are the truth.
+//! - `log_start_offset <= last_stable_offset <= high_watermark`; the last stable offset is at or
+//!   below the first offset of every ongoing transaction and of every ended one whose marker is
+//!   not yet below the high watermark (not yet durable in Fsync mode), so a read_committed
+//!   consumer never sees a record that could still be aborted. It never moves back, except when
+//!   recovery truncates the log.
+//! - Reads never return bytes at or past the high watermark (read_committed: the last stable
+//!   offset) and always return whole batches.
+//! - Indexes (transaction indexes included) and producer state are derived data: recovery can
+//!   rebuild them from the segment files alone (plus checkpoints, which only save work). The
+//!   `.log` files are the truth.
 //! - A batch enters a segment only whole and validated (by the broker on append, by CRC on
 //!   recovery of anything past the recovery point); recovery truncates at the first bad byte.
 //! - The recovery point of a partition is an offset below which every byte (log and index) has
@@ -43,8 +53,10 @@
 //!
 //! # Deliberately not done
 //!
-//! No compaction, no transactions (last stable offset = high watermark), no tiered storage, no
-//! mmap (the crate denies `unsafe`): indexes are read with `pread` and not preallocated.
+//! No compaction, no tiered storage, no mmap (the crate denies `unsafe`): indexes are read with
+//! `pread` and not preallocated. Transaction markers are not checked against the coordinator
+//! epoch of the previous marker (Kafka's `TransactionCoordinatorFencedException`): on a single
+//! node there is one coordinator.
 
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -58,6 +70,7 @@ mod log;
 mod manager;
 mod producer_state;
 mod segment;
+mod txn_index;
 
 pub use manager::{LogManager, PartitionRecovery, RecoveryReport};
 
@@ -203,6 +216,54 @@ pub struct ReadResult {
     pub high_watermark: i64,
     pub last_stable_offset: i64,
     pub log_start_offset: i64,
+    /// Aborted transactions overlapping the returned range (read_committed only; empty for
+    /// read_uncommitted), for the Fetch response's `aborted_transactions`.
+    pub aborted_transactions: Vec<AbortedTxn>,
+}
+
+/// A Fetch's `isolation_level`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Isolation {
+    /// Everything below the high watermark.
+    #[default]
+    ReadUncommitted,
+    /// Only below the last stable offset, with the aborted transactions in that range.
+    ReadCommitted,
+}
+
+/// One aborted transaction of a partition, as a Fetch response lists it (and as the segment's
+/// `.txnindex` stores it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    /// Offset of the transaction's first batch in this partition.
+    pub first_offset: i64,
+    /// Offset of its abort marker.
+    pub last_offset: i64,
+}
+
+/// A transaction marker (WriteTxnMarkers) for one partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxnMarker {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// COMMIT if true, ABORT if false.
+    pub commit: bool,
+    pub coordinator_epoch: i32,
+}
+
+/// One producer's state in a partition (DescribeProducers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProducerInfo {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// Sequence of its last appended record, -1 if none is remembered.
+    pub last_sequence: i32,
+    pub last_timestamp_ms: i64,
+    /// From its last transaction marker, -1 if none.
+    pub coordinator_epoch: i32,
+    /// First offset of its ongoing transaction in this partition, -1 if none.
+    pub current_txn_start_offset: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -239,6 +300,12 @@ pub enum StorageError {
     NoLogDirs,
     #[error("partition {0} is offline: {1}")]
     Offline(TopicPartition, String),
+    /// A non-transactional batch from a producer with an ongoing transaction (Kafka's
+    /// INVALID_TXN_STATE).
+    #[error(
+        "producer {producer_id} has an ongoing transaction but sent a non-transactional batch"
+    )]
+    InvalidTxnState { producer_id: i64 },
     #[error("cannot decode records: {0}")]
     Decode(String),
     #[error("i/o error: {0}")]
@@ -280,8 +347,34 @@ pub trait PartitionLog: Send + Sync {
     /// Resolves when `high_watermark() > offset` (in Fsync mode: the record is durable).
     fn wait_visible(&self, offset: i64) -> VisibleFuture;
     /// Whole batches from the one containing `offset`, up to `max_bytes` but at least one batch
-    /// (KIP-74), never past the high watermark.
-    fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, StorageError>;
+    /// (KIP-74), never past the high watermark. Same as `read_isolated(.., ReadUncommitted)`.
+    fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, StorageError> {
+        self.read_isolated(offset, max_bytes, Isolation::ReadUncommitted)
+    }
+    /// [`read`](Self::read) with an isolation level: `ReadCommitted` stops before the last
+    /// stable offset and lists the aborted transactions with `last_offset >= offset` and
+    /// `first_offset` below the end of the returned data (the last stable offset when nothing
+    /// is returned), as Kafka's `collectAbortedTransactions` does.
+    fn read_isolated(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        isolation: Isolation,
+    ) -> Result<ReadResult, StorageError>;
+    /// Appends a transaction marker (a control batch) for `marker.producer_id`: ends its ongoing
+    /// transaction here, if any, and records it in the `.txnindex` if aborted. Fails with
+    /// `InvalidProducerEpoch` if the marker's epoch is older than the producer's.
+    fn append_marker(
+        &self,
+        marker: &TxnMarker,
+        opts: &AppendOptions,
+    ) -> Result<AppendResult, StorageError>;
+    /// First offset a read_committed consumer may not see yet: min(high watermark, first offset
+    /// of every ongoing transaction and of every completed one whose marker is not yet below the
+    /// high watermark), never below the log start offset.
+    fn last_stable_offset(&self) -> i64;
+    /// Producers this partition remembers (DescribeProducers).
+    fn producers(&self) -> Vec<ProducerInfo>;
     fn log_start_offset(&self) -> i64;
     fn log_end_offset(&self) -> i64;
     fn high_watermark(&self) -> i64;

@@ -13,12 +13,20 @@
 //!   partition mutex) and by recovery truncation (at open only).
 //! - recovery point (`LocalLog::recovery_point`): below it everything is fsynced; persisted
 //!   (lazily) in the dir's `recovery-point-offset-checkpoint`.
+//! - last stable offset (`last_stable_offset`): end of what read_committed consumers see.
+//!   min(high watermark, first offset of every ongoing transaction, first offset of every
+//!   transaction whose marker is not yet below the high watermark), at least the log start
+//!   offset. Recomputed (`update_lso`) under the partition mutex whenever one of its inputs
+//!   moves: high watermark, log start, a transaction's start or end. A new transaction starts
+//!   at the log end offset, which is >= the high watermark, so it can only move forward. Not
+//!   persisted: recovery recomputes it from the ongoing transactions it replays.
 //!
 //! Concurrency: a `std::sync::Mutex` (`LocalLog`) serialises appends, rolls, reads, retention
 //! and flush bookkeeping of one partition. It is a blocking mutex on purpose: every critical
 //! section is short, synchronous file I/O, never held across an `.await` and never while
 //! fsyncing (the flusher takes file handles out of the lock and fsyncs outside it). The three
-//! offsets are mirrored in atomics so the getters never take the lock.
+//! offsets (and the last stable offset) are mirrored in atomics so the getters never take the
+//! lock.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -30,18 +38,19 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use oxbow_wire::batch::{
-    record_timestamps, set_base_offset, set_log_append_time, set_partition_leader_epoch,
-    validate_batch, BatchError, BatchHeader, BatchIter, ATTR_LOG_APPEND_TIME,
-    REWRITTEN_PREFIX_LEN as BATCH_HEAD_LEN,
+    build_control_batch, parse_txn_marker, record_timestamps, set_base_offset, set_log_append_time,
+    set_partition_leader_epoch, validate_batch, BatchError, BatchHeader, BatchIter,
+    ATTR_LOG_APPEND_TIME, REWRITTEN_PREFIX_LEN as BATCH_HEAD_LEN,
 };
 use tokio::sync::watch;
 
 use crate::manager::{LogDir, PartitionRecovery, Shared};
-use crate::producer_state::{ProducerEntry, ProducerStateManager, SequenceCheck};
+use crate::producer_state::{CompletedTxn, ProducerEntry, ProducerStateManager, SequenceCheck};
 use crate::segment::{LogSegment, OpenMode};
+use crate::txn_index::AbortedTxnEntry;
 use crate::{
-    AppendOptions, AppendResult, Durability, LogConfig, PartitionLog, ReadResult, StorageError,
-    TopicPartition, VisibleFuture,
+    AbortedTxn, AppendOptions, AppendResult, Durability, Isolation, LogConfig, PartitionLog,
+    ProducerInfo, ReadResult, StorageError, TopicPartition, TxnMarker, VisibleFuture,
 };
 
 /// Snapshots kept on disk; older ones only cost space (the newest valid one is used).
@@ -99,6 +108,11 @@ struct LocalLog {
     visible_active_max: Option<(i64, i64, i64)>,
     /// Why the partition refuses appends, if it does.
     offline: Option<String>,
+    /// `(first offset, marker offset)` of transactions whose marker is at or past the high
+    /// watermark: they still hold the last stable offset back (their marker could be lost).
+    unstable_txns: Vec<(i64, i64)>,
+    /// The active segment's `.txnindex` was written since the last flush.
+    txn_index_dirty: bool,
 }
 
 impl LocalLog {
@@ -141,6 +155,7 @@ pub(crate) struct UnifiedLog {
     log_start_offset: AtomicI64,
     log_end_offset: AtomicI64,
     high_watermark: AtomicI64,
+    last_stable_offset: AtomicI64,
     visible: watch::Sender<Visibility>,
     /// On the flusher's queue already (cleared by `prepare_flush`).
     queued: AtomicBool,
@@ -174,6 +189,21 @@ fn list_snapshots(dir: &Path) -> io::Result<BTreeMap<i64, PathBuf>> {
     Ok(out)
 }
 
+/// The `.txnindex` entry of an aborted transaction, given the producer state right after its
+/// marker (see `txn_index.rs` for the meaning of `last_stable_offset`).
+fn abort_entry(c: &CompletedTxn, producers: &ProducerStateManager) -> AbortedTxnEntry {
+    abort_entry_with(c, producers.first_ongoing_offset())
+}
+
+fn abort_entry_with(c: &CompletedTxn, first_other_ongoing: Option<i64>) -> AbortedTxnEntry {
+    AbortedTxnEntry {
+        producer_id: c.producer_id,
+        first_offset: c.first_offset,
+        last_offset: c.last_offset,
+        last_stable_offset: first_other_ongoing.unwrap_or(c.last_offset + 1),
+    }
+}
+
 pub(crate) struct OpenParams {
     pub dir: PathBuf,
     pub tp: TopicPartition,
@@ -205,6 +235,8 @@ impl UnifiedLog {
             recovery_point: 0,
             visible_active_max: None,
             offline: None,
+            unstable_txns: Vec::new(),
+            txn_index_dirty: false,
         };
         Ok(Self::build(p.tp, state, 0, p.shared, p.log_dir))
     }
@@ -223,6 +255,12 @@ impl UnifiedLog {
             hw: leo,
             offline: None,
         });
+        // Everything present is visible at open; only ongoing transactions hold the LSO back.
+        let lso = state
+            .producers
+            .first_ongoing_offset()
+            .map_or(leo, |first| first.min(leo))
+            .max(log_start_offset);
         Arc::new_cyclic(|me| UnifiedLog {
             tp,
             me: me.clone(),
@@ -230,6 +268,7 @@ impl UnifiedLog {
             log_start_offset: AtomicI64::new(log_start_offset),
             log_end_offset: AtomicI64::new(leo),
             high_watermark: AtomicI64::new(leo),
+            last_stable_offset: AtomicI64::new(lso),
             visible,
             queued: AtomicBool::new(false),
             shared,
@@ -260,8 +299,9 @@ impl UnifiedLog {
                 std::fs::remove_file(entry.path())?;
             } else if let Some(b) = parse_base(&name, ".log") {
                 bases.push(b);
-            } else if let Some(b) =
-                parse_base(&name, ".index").or_else(|| parse_base(&name, ".timeindex"))
+            } else if let Some(b) = parse_base(&name, ".index")
+                .or_else(|| parse_base(&name, ".timeindex"))
+                .or_else(|| parse_base(&name, ".txnindex"))
             {
                 index_files.push((b, entry.path()));
             }
@@ -328,6 +368,9 @@ impl UnifiedLog {
                 }
             }
             prev_trusted = !out.scanned;
+            if let Some(why) = &out.txn_index_problem {
+                tracing::warn!(partition = %p.tp, segment = base, "dropped a damaged transaction index tail: {why}");
+            }
             report.truncated_bytes += out.truncated_bytes;
             let problem = out.problem.is_some();
             if let Some(why) = out.problem {
@@ -349,11 +392,7 @@ impl UnifiedLog {
         if let Some(from) = stop_at {
             for &base in &bases[from..] {
                 tracing::warn!(partition = %p.tp, segment = base, "deleting segment after a truncation point");
-                for name in [
-                    crate::segment::log_file_name(base),
-                    crate::segment::index_file_name(base),
-                    crate::segment::time_index_file_name(base),
-                ] {
+                for name in crate::segment::segment_file_names(base) {
                     let _ = std::fs::remove_file(dir.join(name));
                 }
                 report.deleted_segments.push(base);
@@ -372,13 +411,34 @@ impl UnifiedLog {
             .max(first_base)
             .min(leo);
 
-        // Producer state: newest valid snapshot at or below the log end, then replay the rest.
+        // Transaction indexes: after a crash, those of the rescanned segments are rebuilt by the
+        // replay below (their tail may never have reached the disk); the others, and all of them
+        // after a clean shutdown (fsynced at close), are read back, cut at the segment's end.
+        let rebuild_txn_from = if p.clean {
+            i64::MAX
+        } else {
+            bases[first_scanned]
+        };
+        for seg in segments.values_mut() {
+            if seg.base_offset >= rebuild_txn_from {
+                seg.reset_txn_index()?;
+            } else {
+                seg.txn_index.truncate_to(seg.next_offset)?;
+            }
+        }
+
+        // Producer state: newest valid snapshot at or below the log end (and, when transaction
+        // indexes are rebuilt, at or below the first rebuilt segment, so the replay sees every
+        // marker in them with the transaction it ends), then replay the rest.
         let now_ms = crate::now_ms();
         let mut producers = ProducerStateManager::default();
         let mut replay_from = first_base;
         for (off, path) in list_snapshots(&dir)?.into_iter().rev() {
             if off > leo {
                 std::fs::remove_file(&path)?;
+                continue;
+            }
+            if off > rebuild_txn_from {
                 continue;
             }
             let decoded = std::fs::read(&path)
@@ -397,6 +457,7 @@ impl UnifiedLog {
                 }
             }
         }
+        let mut rebuilt_aborts: Vec<(i64, AbortedTxnEntry)> = Vec::new();
         for seg in segments.values() {
             if seg.next_offset <= replay_from {
                 continue;
@@ -406,11 +467,27 @@ impl UnifiedLog {
                 None => continue,
             };
             for item in seg.headers_from(pos) {
-                let (_, h) = item?;
-                if h.base_offset >= replay_from {
-                    producers.replay(&h, now_ms);
-                    report.batches_replayed += 1;
+                let (pos, h) = item?;
+                if h.base_offset < replay_from {
+                    continue;
                 }
+                let marker = if h.is_control() && h.has_producer_id() {
+                    parse_txn_marker(&seg.read_batch(pos, h.total_len())?)
+                } else {
+                    None
+                };
+                let completed = producers.replay(&h, now_ms, marker);
+                report.batches_replayed += 1;
+                if let Some(c) = completed.filter(|c| !c.commit) {
+                    if seg.base_offset >= rebuild_txn_from {
+                        rebuilt_aborts.push((seg.base_offset, abort_entry(&c, &producers)));
+                    }
+                }
+            }
+        }
+        for (base, entry) in rebuilt_aborts {
+            if let Some(seg) = segments.get_mut(&base) {
+                seg.append_aborted(entry)?;
             }
         }
         producers.truncate_head(log_start);
@@ -444,6 +521,8 @@ impl UnifiedLog {
             recovery_point: leo,
             visible_active_max: None,
             offline: None,
+            unstable_txns: Vec::new(),
+            txn_index_dirty: false,
         };
         Ok((
             Self::build(p.tp, state, log_start, p.shared, p.log_dir),
@@ -457,9 +536,31 @@ impl UnifiedLog {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn set_high_watermark(&self, hw: i64) {
+    fn set_high_watermark(&self, st: &mut LocalLog, hw: i64) {
         self.high_watermark.store(hw, Ordering::SeqCst);
+        self.update_lso(st);
         self.visible.send_modify(|v| v.hw = hw);
+    }
+
+    /// Recomputes the last stable offset from its inputs (see the module docs); called with
+    /// the lock held whenever one of them moves, so it is in step with the high watermark
+    /// before `data_events` wakes fetches.
+    fn update_lso(&self, st: &mut LocalLog) {
+        let hw = self.high_watermark();
+        st.unstable_txns.retain(|&(_, marker)| marker >= hw);
+        let lso = st
+            .unstable_txns
+            .iter()
+            .map(|&(first, _)| first)
+            .chain(st.producers.first_ongoing_offset())
+            .fold(hw, i64::min)
+            .max(self.log_start_offset());
+        let old = self.last_stable_offset.swap(lso, Ordering::SeqCst);
+        debug_assert!(
+            lso >= old,
+            "{}: LSO moved back from {old} to {lso}",
+            self.tp
+        );
     }
 
     fn set_offline(&self, st: &mut LocalLog, why: String) {
@@ -471,6 +572,7 @@ impl UnifiedLog {
     fn set_log_start(&self, st: &mut LocalLog, offset: i64) -> Result<(), StorageError> {
         self.log_start_offset.store(offset, Ordering::SeqCst);
         st.producers.truncate_head(offset);
+        self.update_lso(st);
         self.log_dir.set_log_start(&self.tp, offset);
         self.log_dir.write_log_start_checkpoint()?;
         Ok(())
@@ -607,8 +709,15 @@ impl UnifiedLog {
             return None;
         }
         let mut files = std::mem::take(&mut st.unflushed_files);
+        // The active segment's other indexes are rebuilt if a crash finds them stale, but its
+        // transaction index must be durable once the recovery point passes its entries: the
+        // segment may be rolled at exactly that point and then trusted by recovery.
+        let txn_index_dirty = std::mem::take(&mut st.txn_index_dirty);
         let active = st.active();
         files.push(active.log.clone());
+        if txn_index_dirty {
+            files.extend(active.txn_index.file.clone());
+        }
         let active_max = (
             active.base_offset,
             active.max_timestamp_ms,
@@ -644,7 +753,7 @@ impl UnifiedLog {
             && ticket.log_end_offset > self.high_watermark()
         {
             st.visible_active_max = Some(ticket.active_max);
-            self.set_high_watermark(ticket.log_end_offset);
+            self.set_high_watermark(&mut st, ticket.log_end_offset);
             return true;
         }
         false
@@ -679,7 +788,7 @@ impl UnifiedLog {
         st.producers.write_snapshot(&st.dir, leo, true)?;
         st.recovery_point = leo;
         self.log_dir.set_recovery_point(&self.tp, leo);
-        self.set_high_watermark(leo);
+        self.set_high_watermark(&mut st, leo);
         st.offline = Some("shut down".into());
         self.visible
             .send_modify(|v| v.offline = Some("shut down".into()));
@@ -703,6 +812,31 @@ impl UnifiedLog {
         for seg in st.segments.values_mut() {
             seg.set_dir(dir);
         }
+    }
+
+    /// Aborted transactions with `last_offset >= offset` and `first_offset < upper`, as Kafka's
+    /// `collectAbortedTransactions`: from the segment holding `offset` (earlier segments only
+    /// hold markers below it), stopping at the first entry whose last stable offset reaches
+    /// `upper` (every later abort starts at or after it; see `txn_index.rs`).
+    fn collect_aborted(st: &LocalLog, offset: i64, upper: i64) -> Vec<AbortedTxn> {
+        let mut out = Vec::new();
+        for seg in st.segments.range(st.floor_base(offset)..).map(|(_, s)| s) {
+            let entries = &seg.txn_index.entries;
+            let from = entries.partition_point(|e| e.last_offset < offset);
+            for e in &entries[from..] {
+                if e.first_offset < upper {
+                    out.push(AbortedTxn {
+                        producer_id: e.producer_id,
+                        first_offset: e.first_offset,
+                        last_offset: e.last_offset,
+                    });
+                }
+                if e.last_stable_offset >= upper {
+                    return out;
+                }
+            }
+        }
+        out
     }
 
     /// Visible max timestamp of a segment restricted to [log start, high watermark), found by
@@ -772,18 +906,47 @@ impl PartitionLog for UnifiedLog {
         }
         let log_start = self.log_start_offset();
         let leo = st.log_end_offset();
-        // Assign offsets and check idempotence on copies; nothing changes until the write.
+        // Assign offsets and check idempotence and transactions on copies; nothing changes
+        // until the write.
         let mut staged: BTreeMap<i64, Option<ProducerEntry>> = BTreeMap::new();
+        let mut aborts: Vec<AbortedTxnEntry> = Vec::new();
+        let mut completed: Vec<CompletedTxn> = Vec::new();
         let mut next = leo;
-        for (_, h) in headers.iter_mut() {
+        for (p, h) in headers.iter_mut() {
             h.base_offset = next;
             next = h.last_offset() + 1;
             if h.has_producer_id() {
                 let entry = staged
                     .entry(h.producer_id)
-                    .or_insert_with(|| st.producers.producers.get(&h.producer_id).cloned());
+                    .or_insert_with(|| st.producers.get(h.producer_id).cloned());
                 match ProducerStateManager::check(entry.as_ref(), h)? {
-                    SequenceCheck::Append => ProducerStateManager::apply(entry, h, opts.now_ms),
+                    SequenceCheck::Append => {
+                        let marker = if h.is_control() {
+                            parse_txn_marker(&records[*p..*p + h.total_len()])
+                        } else {
+                            None
+                        };
+                        if let Some(c) = ProducerStateManager::apply(entry, h, opts.now_ms, marker)
+                        {
+                            if !c.commit {
+                                // Other transactions ongoing at this marker: the staged ones
+                                // and the stored ones of producers not staged.
+                                let others = staged
+                                    .values()
+                                    .flatten()
+                                    .filter_map(|e| e.current_txn_first_offset)
+                                    .chain(
+                                        st.producers
+                                            .ongoing()
+                                            .find(|(_, pid)| !staged.contains_key(pid))
+                                            .map(|(first, _)| first),
+                                    )
+                                    .min();
+                                aborts.push(abort_entry_with(&c, others));
+                            }
+                            completed.push(c);
+                        }
+                    }
                     SequenceCheck::Duplicate(b) => {
                         return Ok(AppendResult {
                             base_offset: b.first_offset,
@@ -848,15 +1011,27 @@ impl PartitionLog for UnifiedLog {
         if written.is_ok() {
             written = st.active_mut().append(&parts, &headers, opts.now_ms, &cfg);
         }
+        for entry in aborts {
+            if written.is_err() {
+                break;
+            }
+            written = st.active_mut().append_aborted(entry).map(|created| {
+                st.txn_index_dirty = true;
+                st.dir_needs_sync |= created;
+            });
+        }
         if let Err(e) = written {
             self.set_offline(&mut st, format!("append failed: {e}"));
             return Err(StorageError::Io(e));
         }
         for (pid, entry) in staged {
             if let Some(e) = entry {
-                st.producers.producers.insert(pid, e);
+                st.producers.insert(pid, e);
             }
         }
+        // Ended transactions stay unstable until their marker is below the high watermark.
+        st.unstable_txns
+            .extend(completed.iter().map(|c| (c.first_offset, c.last_offset)));
         self.log_end_offset.store(next, Ordering::SeqCst);
         st.unflushed_messages += headers
             .iter()
@@ -868,7 +1043,7 @@ impl PartitionLog for UnifiedLog {
                 flush_interval_messages,
                 ..
             } => {
-                self.set_high_watermark(next);
+                self.set_high_watermark(&mut st, next);
                 st.unflushed_messages >= flush_interval_messages
             }
         };
@@ -909,9 +1084,19 @@ impl PartitionLog for UnifiedLog {
         })
     }
 
-    fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, StorageError> {
+    fn read_isolated(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        isolation: Isolation,
+    ) -> Result<ReadResult, StorageError> {
         let st = self.lock();
         let hw = self.high_watermark();
+        let lso = self.last_stable_offset();
+        let visible_end = match isolation {
+            Isolation::ReadUncommitted => hw,
+            Isolation::ReadCommitted => lso,
+        };
         let log_start = self.log_start_offset();
         let leo = st.log_end_offset();
         if offset < log_start || offset > leo {
@@ -922,20 +1107,66 @@ impl PartitionLog for UnifiedLog {
             });
         }
         let mut records = Bytes::new();
-        if offset < hw {
+        if offset < visible_end {
             for seg in st.segments.range(st.floor_base(offset)..).map(|(_, s)| s) {
                 if let Some((pos, _)) = seg.find_batch(offset)? {
-                    records = seg.read(pos, max_bytes, hw)?;
+                    records = seg.read(pos, max_bytes, visible_end)?;
                     break;
                 }
             }
         }
+        let aborted_transactions = match isolation {
+            Isolation::ReadUncommitted => Vec::new(),
+            Isolation::ReadCommitted => {
+                let upper = BatchIter::new(&records)
+                    .last()
+                    .map_or(lso, |(_, h)| h.last_offset() + 1);
+                Self::collect_aborted(&st, offset, upper)
+            }
+        };
         Ok(ReadResult {
             records,
             high_watermark: hw,
-            last_stable_offset: hw,
+            last_stable_offset: lso,
             log_start_offset: log_start,
+            aborted_transactions,
         })
+    }
+
+    fn append_marker(
+        &self,
+        marker: &TxnMarker,
+        opts: &AppendOptions,
+    ) -> Result<AppendResult, StorageError> {
+        let batch = build_control_batch(
+            marker.producer_id,
+            marker.producer_epoch,
+            marker.commit,
+            marker.coordinator_epoch,
+            opts.now_ms,
+        );
+        // `append` treats a control batch as a marker: epoch check, end of the transaction,
+        // `.txnindex` entry for an abort; recovery replays it the same way.
+        self.append(batch, opts)
+    }
+
+    fn last_stable_offset(&self) -> i64 {
+        self.last_stable_offset.load(Ordering::SeqCst)
+    }
+
+    fn producers(&self) -> Vec<ProducerInfo> {
+        let st = self.lock();
+        st.producers
+            .iter()
+            .map(|(&producer_id, e)| ProducerInfo {
+                producer_id,
+                producer_epoch: e.epoch,
+                last_sequence: e.batches.back().map_or(-1, |b| b.last_seq),
+                last_timestamp_ms: e.last_timestamp_ms,
+                coordinator_epoch: e.coordinator_epoch,
+                current_txn_start_offset: e.current_txn_first_offset.unwrap_or(-1),
+            })
+            .collect()
     }
 
     fn log_start_offset(&self) -> i64 {

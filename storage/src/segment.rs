@@ -1,5 +1,6 @@
 //! `LogSegment`: one `%020d.log` file (the name is the base offset of its first batch) with its
-//! `%020d.index` and `%020d.timeindex` (see `index.rs`).
+//! `%020d.index` and `%020d.timeindex` (see `index.rs`) and, once it holds an abort marker, its
+//! `%020d.txnindex` (see `txn_index.rs`).
 //!
 //! The `.log` file holds record batches exactly as on the wire (magic v2, see
 //! `oxbow_wire::batch`), back to back, with offsets already assigned: each batch's base offset
@@ -17,6 +18,7 @@ use bytes::Bytes;
 use oxbow_wire::batch::{validate_batch, BatchHeader, BatchIter, HEADER_LEN};
 
 use crate::index::{OffsetIndex, TimeIndex};
+use crate::txn_index::{txn_index_file_name, AbortedTxnEntry, TxnIndex};
 use crate::LogConfig;
 
 /// Positions in the offset index are u32, so a segment can never exceed this.
@@ -30,6 +32,23 @@ pub(crate) fn index_file_name(base_offset: i64) -> String {
 }
 pub(crate) fn time_index_file_name(base_offset: i64) -> String {
     format!("{base_offset:020}.timeindex")
+}
+
+/// Every file a segment may have.
+pub(crate) fn segment_file_names(base_offset: i64) -> [String; 4] {
+    [
+        log_file_name(base_offset),
+        index_file_name(base_offset),
+        time_index_file_name(base_offset),
+        txn_index_file_name(base_offset),
+    ]
+}
+
+fn remove_if_present(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// How much to believe a segment file when opening it.
@@ -52,6 +71,8 @@ pub(crate) struct OpenOutcome {
     /// Bytes cut off the end of the `.log` file, and why.
     pub truncated_bytes: u64,
     pub problem: Option<String>,
+    /// The `.txnindex` file had a damaged tail (dropped); the log itself is fine.
+    pub txn_index_problem: Option<String>,
 }
 
 pub(crate) struct LogSegment {
@@ -63,6 +84,8 @@ pub(crate) struct LogSegment {
     pub size_bytes: u64,
     pub offset_index: OffsetIndex,
     pub time_index: TimeIndex,
+    /// Aborted transactions whose marker is in this segment.
+    pub txn_index: TxnIndex,
     /// Bytes appended since the last offset-index entry (`index.interval.bytes` rule).
     bytes_since_index_entry: u64,
     /// Largest batch max timestamp in the segment (-1 if none), for retention and ListOffsets.
@@ -128,11 +151,16 @@ impl LogSegment {
     /// Creates a new empty segment (truncating files of the same name).
     pub(crate) fn create(dir: &Path, base_offset: i64, config: &LogConfig) -> io::Result<Self> {
         let log = crate::index::open_file(&dir.join(log_file_name(base_offset)), true)?;
+        // The transaction index is created lazily, so a stale one of the same name (a segment
+        // that was cut off and is now rewritten) must not be picked up later.
+        remove_if_present(&dir.join(txn_index_file_name(base_offset)))?;
         Self::create_indexes_over(dir, base_offset, log, config)
     }
 
     /// Opens an existing segment. In `Trusted` mode `next_offset` must be set by the caller
-    /// (it is the next segment's base offset).
+    /// (it is the next segment's base offset). The transaction index is read from its file in
+    /// every mode (the caller resets it when recovery rebuilds it, and cuts it at the segment's
+    /// end); a damaged tail of it is dropped and reported in `txn_index_problem`.
     pub(crate) fn open(
         dir: &Path,
         base_offset: i64,
@@ -155,6 +183,8 @@ impl LogSegment {
             )?;
             if let (Some(offset_index), Some(time_index)) = (oi, ti) {
                 let (max_ts, max_off) = time_index.last_entry().unwrap_or((-1, base_offset));
+                let (txn_index, txn_problem) =
+                    TxnIndex::open(&dir.join(txn_index_file_name(base_offset)), base_offset)?;
                 let seg = LogSegment {
                     base_offset,
                     log: Arc::new(log),
@@ -162,18 +192,27 @@ impl LogSegment {
                     size_bytes,
                     offset_index,
                     time_index,
+                    txn_index,
                     bytes_since_index_entry: 0,
                     max_timestamp_ms: max_ts,
                     offset_of_max_timestamp: max_off,
                     next_offset: base_offset,
                     rolling_ts_ms: None,
                 };
-                return Ok((seg, OpenOutcome::default()));
+                let outcome = OpenOutcome {
+                    txn_index_problem: txn_problem,
+                    ..Default::default()
+                };
+                return Ok((seg, outcome));
             }
         }
         let mut seg = LogSegment::create_indexes_over(dir, base_offset, log, config)?;
+        let (txn_index, txn_problem) =
+            TxnIndex::open(&dir.join(txn_index_file_name(base_offset)), base_offset)?;
+        seg.txn_index = txn_index;
         let mut outcome = seg.scan(mode == OpenMode::Validate, config, size_bytes)?;
         outcome.indexes_rebuilt = true;
+        outcome.txn_index_problem = txn_problem;
         Ok((seg, outcome))
     }
 
@@ -199,6 +238,7 @@ impl LogSegment {
                 base_offset,
                 config.segment_index_bytes,
             )?,
+            txn_index: TxnIndex::default(),
             bytes_since_index_entry: 0,
             max_timestamp_ms: -1,
             offset_of_max_timestamp: base_offset,
@@ -362,13 +402,30 @@ impl LogSegment {
         Ok(())
     }
 
-    /// Files an fsync must cover for this segment.
-    pub(crate) fn files(&self) -> [Arc<File>; 3] {
-        [
+    /// Files an fsync must cover for this segment (the transaction index only once it exists).
+    pub(crate) fn files(&self) -> Vec<Arc<File>> {
+        let mut files = vec![
             self.log.clone(),
             self.offset_index.file.clone(),
             self.time_index.file.clone(),
-        ]
+        ];
+        files.extend(self.txn_index.file.clone());
+        files
+    }
+
+    /// Records an aborted transaction whose marker is in this segment. Returns whether that
+    /// created the `.txnindex` file (the directory then needs an fsync).
+    pub(crate) fn append_aborted(&mut self, entry: AbortedTxnEntry) -> io::Result<bool> {
+        let created = self.txn_index.file.is_none();
+        self.txn_index
+            .append(&self.dir.join(txn_index_file_name(self.base_offset)), entry)?;
+        Ok(created)
+    }
+
+    /// Drops the transaction index (file and entries) so recovery can rebuild it.
+    pub(crate) fn reset_txn_index(&mut self) -> io::Result<()> {
+        self.txn_index = TxnIndex::default();
+        remove_if_present(&self.dir.join(txn_index_file_name(self.base_offset)))
     }
 
     /// Reads and sanity-checks the header of the batch at `pos`.
@@ -453,15 +510,8 @@ impl LogSegment {
 
     /// Removes the segment's files.
     pub(crate) fn delete_files(&self) -> io::Result<()> {
-        for name in [
-            log_file_name(self.base_offset),
-            index_file_name(self.base_offset),
-            time_index_file_name(self.base_offset),
-        ] {
-            match std::fs::remove_file(self.dir.join(name)) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
+        for name in segment_file_names(self.base_offset) {
+            remove_if_present(&self.dir.join(name))?;
         }
         Ok(())
     }

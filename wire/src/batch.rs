@@ -298,6 +298,28 @@ pub fn encode_batch(
     records: &[PlainRecord],
     producer: Option<(i64, i16, i32)>,
 ) -> Bytes {
+    encode_records(base_offset, records, producer, false, false)
+}
+
+/// Like [`encode_batch`], with the transactional attribute set: a batch a transactional
+/// producer sends inside a transaction (tests, and the broker's own transactional writes).
+pub fn encode_transactional_batch(
+    base_offset: i64,
+    records: &[PlainRecord],
+    producer: (i64, i16, i32),
+) -> Bytes {
+    encode_records(base_offset, records, Some(producer), true, false)
+}
+
+/// The one encoder behind the builders above; `transactional` and `control` become the batch
+/// attributes (the encoder takes them from the first record).
+fn encode_records(
+    base_offset: i64,
+    records: &[PlainRecord],
+    producer: Option<(i64, i16, i32)>,
+    transactional: bool,
+    control: bool,
+) -> Bytes {
     use kafka_protocol::records::{
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     };
@@ -306,8 +328,8 @@ pub fn encode_batch(
         .iter()
         .enumerate()
         .map(|(i, (ts, k, v))| Record {
-            transactional: false,
-            control: false,
+            transactional,
+            control,
             partition_leader_epoch: 0,
             producer_id,
             producer_epoch,
@@ -338,6 +360,120 @@ pub fn encode_batch(
     )
     .expect("encoding plain records cannot fail");
     out.freeze()
+}
+
+/// The type of a transaction marker, from its control record's key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ControlType {
+    Abort,
+    Commit,
+}
+
+impl ControlType {
+    /// Kafka's `ControlRecordType` id: 0 = ABORT, 1 = COMMIT.
+    pub fn id(self) -> i16 {
+        match self {
+            ControlType::Abort => 0,
+            ControlType::Commit => 1,
+        }
+    }
+}
+
+/// A transaction marker exactly as Kafka's coordinator has the partition leader write it
+/// (`MemoryRecords.withEndTransactionMarker`): a control batch (attributes transactional |
+/// control, no sequence) holding one record whose key is `ControlRecordType` (version i16 = 0,
+/// type i16) and whose value is `EndTransactionMarker` (version i16 = 0, coordinator epoch
+/// i32). The base offset is 0; the log assigns the real one.
+pub fn build_control_batch(
+    producer_id: i64,
+    producer_epoch: i16,
+    commit: bool,
+    coordinator_epoch: i32,
+    timestamp_ms: i64,
+) -> Bytes {
+    let kind = if commit {
+        ControlType::Commit
+    } else {
+        ControlType::Abort
+    };
+    let mut key = BytesMut::with_capacity(4);
+    key.extend_from_slice(&0i16.to_be_bytes());
+    key.extend_from_slice(&kind.id().to_be_bytes());
+    let mut value = BytesMut::with_capacity(6);
+    value.extend_from_slice(&0i16.to_be_bytes());
+    value.extend_from_slice(&coordinator_epoch.to_be_bytes());
+    encode_records(
+        0,
+        &[(timestamp_ms, Some(key.freeze()), Some(value.freeze()))],
+        // Sequence -1: markers carry no sequence (the encoder derives base_sequence from it).
+        Some((producer_id, producer_epoch, -1)),
+        true,
+        true,
+    )
+}
+
+/// Reads a zigzag varint (Kafka's record fields) at `*at`, moving past it.
+fn read_varint(b: &[u8], at: &mut usize) -> Option<i64> {
+    let mut raw: u64 = 0;
+    for shift in (0..70).step_by(7) {
+        let byte = *b.get(*at)?;
+        *at += 1;
+        raw |= ((byte & 0x7f) as u64) << shift;
+        if byte & 0x80 == 0 {
+            return Some((raw >> 1) as i64 ^ -((raw & 1) as i64));
+        }
+    }
+    None
+}
+
+/// What a transaction marker says: its type and the coordinator epoch of its
+/// `EndTransactionMarker` value (-1 if the value is missing or malformed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EndTxnMarker {
+    pub kind: ControlType,
+    pub coordinator_epoch: i32,
+}
+
+/// The marker of a control batch (stored bytes of one whole batch), read from its first
+/// record's key and value. `None` if the batch is not a control batch, is compressed (Kafka
+/// never compresses markers), is malformed, or holds another control type (Kafka's KRaft
+/// control records, which are not transaction markers).
+pub fn parse_txn_marker(batch: &[u8]) -> Option<EndTxnMarker> {
+    let h = BatchHeader::parse(batch).ok()?;
+    if !h.is_control() || h.compression() != 0 || h.records_count < 1 {
+        return None;
+    }
+    let end = h.total_len().min(batch.len());
+    let records = batch.get(HEADER_LEN..end)?;
+    let mut at = 0;
+    let _record_len = read_varint(records, &mut at)?;
+    at += 1; // record attributes (unused)
+    let _timestamp_delta = read_varint(records, &mut at)?;
+    let _offset_delta = read_varint(records, &mut at)?;
+    let key_len = usize::try_from(read_varint(records, &mut at)?).ok()?;
+    if key_len < 4 {
+        return None;
+    }
+    let key = records.get(at..at + 4)?;
+    let kind = match be_i16(key, 2) {
+        0 => ControlType::Abort,
+        1 => ControlType::Commit,
+        _ => return None,
+    };
+    at = at.checked_add(key_len)?;
+    let coordinator_epoch = read_varint(records, &mut at)
+        .filter(|len| *len >= 6)
+        .and_then(|_| records.get(at..at + 6))
+        .map_or(-1, |v| be_i32(v, 2));
+    Some(EndTxnMarker {
+        kind,
+        coordinator_epoch,
+    })
+}
+
+/// The marker type of a control batch; see [`parse_txn_marker`].
+pub fn control_type(batch: &[u8]) -> Option<ControlType> {
+    parse_txn_marker(batch).map(|m| m.kind)
 }
 
 /// A batch of keyed records that all carry `timestamp_ms`, with no producer.
@@ -427,6 +563,60 @@ mod tests {
         assert_eq!(ts[3].0, 3);
     }
 
+    #[test]
+    fn control_batch_is_a_kafka_transaction_marker() {
+        use kafka_protocol::records::RecordBatchDecoder;
+        for (commit, kind) in [(true, 1i16), (false, 0i16)] {
+            let b = build_control_batch(42, 7, commit, 13, 1_700_000_000_000);
+            let h = validate_batch(&b).unwrap();
+            assert_eq!(h.total_len(), b.len());
+            assert!(h.is_control() && h.is_transactional());
+            assert_eq!(h.attributes, ATTR_TRANSACTIONAL | ATTR_CONTROL);
+            assert_eq!(
+                (
+                    h.base_offset,
+                    h.producer_id,
+                    h.producer_epoch,
+                    h.base_sequence
+                ),
+                (0, 42, 7, -1)
+            );
+            assert_eq!((h.records_count, h.last_offset_delta), (1, 0));
+            assert_eq!(
+                control_type(&b),
+                Some(if commit {
+                    ControlType::Commit
+                } else {
+                    ControlType::Abort
+                })
+            );
+            let set = RecordBatchDecoder::decode(&mut b.clone()).unwrap();
+            assert_eq!(set.records.len(), 1);
+            let r = &set.records[0];
+            assert!(r.control && r.transactional);
+            assert_eq!((r.producer_id, r.producer_epoch), (42, 7));
+            let mut key = Vec::new();
+            key.extend_from_slice(&0i16.to_be_bytes());
+            key.extend_from_slice(&kind.to_be_bytes());
+            assert_eq!(r.key.as_deref(), Some(&key[..]));
+            let mut value = Vec::new();
+            value.extend_from_slice(&0i16.to_be_bytes());
+            value.extend_from_slice(&13i32.to_be_bytes());
+            assert_eq!(r.value.as_deref(), Some(&value[..]));
+            assert_eq!(parse_txn_marker(&b).unwrap().coordinator_epoch, 13);
+        }
+        // Not a marker: data batches, transactional data batches, garbage.
+        assert_eq!(control_type(&sample(2)), None);
+        let t = encode_transactional_batch(0, &[(1, None, Some(Bytes::from("v")))], (1, 0, 0));
+        let h = validate_batch(&t).unwrap();
+        assert!(h.is_transactional() && !h.is_control());
+        assert_eq!(control_type(&t), None);
+        let b = build_control_batch(1, 0, true, 0, 0);
+        for cut in 0..b.len() {
+            let _ = control_type(&b[..cut]);
+        }
+    }
+
     proptest! {
         #[test]
         fn any_flipped_byte_in_crc_region_is_caught(n in 1usize..5, pos in 0usize..10_000, bit in 0u8..8) {
@@ -441,6 +631,7 @@ mod tests {
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = validate_all(&bytes);
             let _ = BatchIter::new(&bytes).count();
+            let _ = parse_txn_marker(&bytes);
             let _ = split_batches(Bytes::from(bytes));
         }
 

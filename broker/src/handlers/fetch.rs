@@ -4,17 +4,21 @@
 //!
 //! Records are served as stored: whole batches starting with the one containing the fetch
 //! offset (the client skips records before its offset), never past the high watermark, so a
-//! consumer never sees data that is not yet durable. An empty record set is empty bytes, never
+//! consumer never sees data that is not yet durable. A `read_committed` fetch (isolation level
+//! 1) stops at the last stable offset and carries the aborted transactions of the range it
+//! returns, which the client uses to drop aborted records. An empty record set is empty bytes, never
 //! null (librdkafka treats null as an error).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use kafka_protocol::messages::fetch_response::AbortedTransaction;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::ProducerId;
 use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::ResponseError;
-use oxbow_storage::StorageError;
+use oxbow_storage::{Isolation, StorageError};
 use oxbow_wire::registry::ApiSpec;
 use oxbow_wire::splice::encode_fetch_response;
 
@@ -63,17 +67,35 @@ fn read_all(
             continue;
         };
         let budget = (p.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
-        let data = match log.read(p.fetch_offset, budget.max(1)) {
+        let isolation = if read_committed {
+            Isolation::ReadCommitted
+        } else {
+            Isolation::ReadUncommitted
+        };
+        let data = match log.read_isolated(p.fetch_offset, budget.max(1), isolation) {
             Ok(r) => {
                 let mut records = r.records;
                 // The overall limit: only the first partition with data may exceed it.
+                let mut aborted = r.aborted_transactions;
                 if total > 0 && records.len() > budget {
                     records = Bytes::new();
-                }
-                if read_committed {
-                    // No transactions yet: the last stable offset equals the high watermark.
+                    aborted.clear();
                 }
                 total += records.len();
+                let base = if read_committed {
+                    base.with_aborted_transactions(Some(
+                        aborted
+                            .into_iter()
+                            .map(|a| {
+                                AbortedTransaction::default()
+                                    .with_producer_id(ProducerId(a.producer_id))
+                                    .with_first_offset(a.first_offset)
+                            })
+                            .collect(),
+                    ))
+                } else {
+                    base
+                };
                 base.with_high_watermark(r.high_watermark)
                     .with_last_stable_offset(r.last_stable_offset)
                     .with_log_start_offset(r.log_start_offset)
@@ -82,7 +104,7 @@ fn read_all(
             Err(StorageError::OffsetOutOfRange { .. }) => base
                 .with_error_code(ResponseError::OffsetOutOfRange.code())
                 .with_high_watermark(log.high_watermark())
-                .with_last_stable_offset(log.high_watermark())
+                .with_last_stable_offset(log.last_stable_offset())
                 .with_log_start_offset(log.log_start_offset()),
             Err(e) => {
                 tracing::warn!(topic = %p.topic, partition = p.partition, error = %e, "fetch read failed");

@@ -1,5 +1,5 @@
-//! FindCoordinator: this node coordinates every group. Transaction coordinators (key type 1)
-//! answer COORDINATOR_NOT_AVAILABLE until transactions exist. v4+ batches keys.
+//! FindCoordinator: this node coordinates every group (key type 0) and every transactional id
+//! (key type 1). v4+ batches keys.
 
 use std::sync::Arc;
 
@@ -15,6 +15,7 @@ use crate::broker::Broker;
 pub struct FindCoordinator;
 
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
 impl Handler for FindCoordinator {
     type Request = FindCoordinatorRequest;
@@ -29,14 +30,23 @@ impl Handler for FindCoordinator {
         let (host, port) = self_broker(broker, &ctx.listener);
         let node = BrokerId(broker.config.node_id);
         let answer = |key: &str| -> (ResponseError, Option<String>) {
-            if req.key_type != KEY_TYPE_GROUP {
-                return (
-                    ResponseError::CoordinatorNotAvailable,
-                    Some("Transactions are not supported by this Oxbow version".into()),
-                );
-            }
-            if key.is_empty() {
-                return (ResponseError::InvalidRequest, Some("Empty group id".into()));
+            match req.key_type {
+                KEY_TYPE_GROUP if key.is_empty() => {
+                    return (ResponseError::InvalidRequest, Some("Empty group id".into()));
+                }
+                KEY_TYPE_TRANSACTION if key.is_empty() => {
+                    return (
+                        ResponseError::InvalidRequest,
+                        Some("Empty transactional id".into()),
+                    );
+                }
+                KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION => {}
+                other => {
+                    return (
+                        ResponseError::InvalidRequest,
+                        Some(format!("Unknown coordinator type {other}")),
+                    );
+                }
             }
             (ResponseError::Unknown(0), None)
         };

@@ -33,10 +33,9 @@ fn lookup(
         ResponseError::KafkaStorageError
     };
     Ok(match ts {
-        LATEST => {
-            let _ = read_committed; // the last stable offset equals the high watermark until transactions land
-            (log.high_watermark(), -1)
-        }
+        // read_committed consumers must not be told about offsets past the last stable offset.
+        LATEST if read_committed => (log.last_stable_offset(), -1),
+        LATEST => (log.high_watermark(), -1),
         EARLIEST | EARLIEST_LOCAL => (log.log_start_offset(), -1),
         LATEST_TIERED => (-1, -1),
         MAX_TIMESTAMP => log
@@ -58,10 +57,13 @@ impl Handler for ListOffsets {
 
     async fn handle(
         broker: &Arc<Broker>,
-        _ctx: &RequestCtx,
+        ctx: &RequestCtx,
         req: ListOffsetsRequest,
     ) -> Result<Reply<ListOffsetsResponse>, HandlerError> {
         let read_committed = req.isolation_level == 1;
+        // The leader epoch exists from v4; setting it for older versions makes the response
+        // unencodable.
+        let with_epoch = ctx.api_version >= 4;
         let topics = req
             .topics
             .into_iter()
@@ -81,7 +83,7 @@ impl Handler for ListOffsets {
                             Ok((offset, ts)) => out
                                 .with_offset(offset)
                                 .with_timestamp(ts)
-                                .with_leader_epoch(if offset >= 0 { 0 } else { -1 }),
+                                .with_leader_epoch(if offset >= 0 && with_epoch { 0 } else { -1 }),
                             Err(code) => out
                                 .with_error_code(code.code())
                                 .with_offset(-1)

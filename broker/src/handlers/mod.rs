@@ -54,6 +54,7 @@ pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
+pub mod transactions;
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -206,6 +207,14 @@ pub static TABLE: &[Entry] = &[
     entry::<list_groups::ListGroups>(),
     entry::<delete_groups::DeleteGroups>(),
     entry::<offset_delete::OffsetDelete>(),
+    entry::<transactions::AddPartitionsToTxn>(),
+    entry::<transactions::AddOffsetsToTxn>(),
+    entry::<transactions::EndTxn>(),
+    entry::<transactions::TxnOffsetCommit>(),
+    entry::<transactions::WriteTxnMarkers>(),
+    entry::<transactions::DescribeProducers>(),
+    entry::<transactions::DescribeTransactions>(),
+    entry::<transactions::ListTransactions>(),
 ];
 
 /// Defines the handler of a group API: the request is applied by the group coordinator through

@@ -14,11 +14,12 @@ use kafka_protocol::messages::produce_response::{
 use kafka_protocol::messages::{ApiKey, BrokerId, ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::ResponseError;
 use oxbow_storage::{AppendOptions, PartitionLog, StorageError};
-use oxbow_wire::batch::{validate_all, BatchError};
+use oxbow_wire::batch::{validate_all, BatchError, BatchHeader};
 use oxbow_wire::registry::ApiSpec;
 
 use super::{now_ms, str_bytes, Handler, HandlerError, Reply, RequestCtx};
 use crate::broker::Broker;
+use crate::txn::Transactions;
 
 pub struct Produce;
 
@@ -71,6 +72,7 @@ fn storage_error(e: StorageError) -> (ResponseError, String) {
         StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         StorageError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         StorageError::CorruptBatch(_) => ResponseError::CorruptMessage,
+        StorageError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
         StorageError::UnknownPartition(_) => ResponseError::UnknownTopicOrPartition,
         _ => ResponseError::KafkaStorageError,
     };
@@ -110,10 +112,10 @@ fn check_records(
                 "Control records cannot be produced by clients".into(),
             ));
         }
-        if h.is_transactional() || transactional_request {
+        if h.is_transactional() && !transactional_request {
             return Err((
-                ResponseError::InvalidTxnState,
-                "Transactions are not supported by this Oxbow version".into(),
+                ResponseError::InvalidRecord,
+                "Transactional records need a transactional id in the produce request".into(),
             ));
         }
         if h.records_count == 0 {
@@ -136,6 +138,68 @@ fn check_records(
     Ok(())
 }
 
+/// Whether a record set starts with a transactional batch.
+fn is_transactional(records: &Bytes) -> bool {
+    BatchHeader::parse(records).is_ok_and(|h| h.is_transactional())
+}
+
+/// KIP-890: before transactional data is appended, the transaction coordinator confirms that
+/// the producer is current and the partitions are in its transaction; a transactions-V2 client
+/// (Produce v12+) adds them implicitly. Returns the error for every transactional partition of
+/// the request, or `None` when they may be appended. Kafka answers a concurrent EndTxn with the
+/// retriable NOT_ENOUGH_REPLICAS on produce, and a stale epoch with INVALID_PRODUCER_EPOCH.
+async fn verify_transaction(
+    broker: &Arc<Broker>,
+    ctx: &RequestCtx,
+    req: &ProduceRequest,
+) -> Option<(ResponseError, String)> {
+    let tid = req.transactional_id.as_ref()?.0.to_string();
+    let mut producer = None;
+    let mut partitions = Vec::new();
+    for t in &req.topic_data {
+        let name = if ctx.api_version >= 13 {
+            broker.topics.by_id(t.topic_id).map(|m| m.name)
+        } else {
+            Some(t.name.0.to_string())
+        };
+        let Some(name) = name else { continue };
+        for p in &t.partition_data {
+            let Some(h) = p
+                .records
+                .as_ref()
+                .and_then(|r| BatchHeader::parse(r).ok())
+                .filter(|h| h.is_transactional())
+            else {
+                continue;
+            };
+            producer.get_or_insert((h.producer_id, h.producer_epoch));
+            if broker.partition(&name, p.index).is_some() {
+                partitions.push((name.clone(), p.index));
+            }
+        }
+    }
+    let (pid, epoch) = producer?;
+    if partitions.is_empty() {
+        return None;
+    }
+    let implicit = ctx.api_version >= 12;
+    let result = Transactions::call(broker, |c, now, _| {
+        c.verify_partitions(&tid, pid, epoch, &partitions, implicit, false, now)
+    })
+    .await;
+    let code = match result {
+        Ok(Ok(())) => return None,
+        Ok(Err(ResponseError::ConcurrentTransactions)) => ResponseError::NotEnoughReplicas,
+        Ok(Err(ResponseError::ProducerFenced)) => ResponseError::InvalidProducerEpoch,
+        Ok(Err(e)) => e,
+        Err(_) => ResponseError::NotEnoughReplicas,
+    };
+    Some((
+        code,
+        format!("transaction {tid} of producer {pid} epoch {epoch} refused this append"),
+    ))
+}
+
 impl Handler for Produce {
     type Request = ProduceRequest;
     type Response = ProduceResponse;
@@ -149,8 +213,9 @@ impl Handler for Produce {
         req: ProduceRequest,
     ) -> Result<Reply<ProduceResponse>, HandlerError> {
         let acks = req.acks;
-        let now = now_ms();
         let by_id = ctx.api_version >= 13;
+        let refused = verify_transaction(broker, ctx, &req).await;
+        let now = now_ms();
         let mut topics: Vec<(TopicName, uuid::Uuid, Vec<Appended>)> = Vec::new();
         for t in req.topic_data {
             let meta = if by_id {
@@ -202,6 +267,10 @@ impl Handler for Produce {
                     bounds,
                 ) {
                     parts.push(fail(code, msg));
+                    continue;
+                }
+                if let Some((code, msg)) = refused.as_ref().filter(|_| is_transactional(&records)) {
+                    parts.push(fail(*code, msg.clone()));
                     continue;
                 }
                 let opts = AppendOptions {

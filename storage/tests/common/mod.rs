@@ -104,3 +104,109 @@ pub fn payload(b: &[u8]) -> Vec<u8> {
     v[12..16].fill(0);
     v
 }
+
+/// A transactional batch of `n` records (values `v<first_value + i>`) from `pid`.
+pub fn txn_batch(pid: i64, epoch: i16, seq: i32, n: usize) -> Bytes {
+    let recs: Vec<oxbow_wire::batch::PlainRecord> = (0..n)
+        .map(|i| {
+            (
+                1_000,
+                None,
+                Some(Bytes::from(format!("p{pid}-s{}", seq + i as i32))),
+            )
+        })
+        .collect();
+    oxbow_wire::batch::encode_transactional_batch(0, &recs, (pid, epoch, seq))
+}
+
+pub fn marker(pid: i64, epoch: i16, commit: bool) -> oxbow_storage::TxnMarker {
+    oxbow_storage::TxnMarker {
+        producer_id: pid,
+        producer_epoch: epoch,
+        commit,
+        coordinator_epoch: 0,
+    }
+}
+
+/// What a read_committed consumer gets from `from` on: every batch below the last stable
+/// offset, read in small steps, with the aborted list of each response applied as Kafka's
+/// consumer applies it (`Fetcher`/`CompletedFetch`): an aborted transaction's producer is
+/// "aborted" from its first offset until that producer's abort marker; its transactional
+/// batches in between are skipped; control batches are never returned. Returns the visible
+/// batches and every aborted transaction listed (once each, in the order first listed).
+pub fn read_committed(
+    log: &dyn PartitionLog,
+    from: i64,
+) -> (Vec<Bytes>, Vec<oxbow_storage::AbortedTxn>) {
+    use oxbow_storage::Isolation;
+    let mut out = Vec::new();
+    let mut listed = Vec::new();
+    let mut offset = from;
+    let mut aborted_pids = std::collections::BTreeSet::new();
+    loop {
+        let r = log
+            .read_isolated(offset, 300, Isolation::ReadCommitted)
+            .unwrap();
+        assert!(r.last_stable_offset <= r.high_watermark);
+        if r.records.is_empty() {
+            assert_eq!(offset, r.last_stable_offset, "empty read before the LSO");
+            return (out, listed);
+        }
+        let mut pending: Vec<_> = r.aborted_transactions.clone();
+        pending.sort_by_key(|a| a.first_offset);
+        // Each response lists every aborted transaction overlapping it: keep each once.
+        for a in &r.aborted_transactions {
+            if !listed.contains(a) {
+                listed.push(*a);
+            }
+        }
+        let mut pending = std::collections::VecDeque::from(pending);
+        let mut rest = r.records.clone();
+        while !rest.is_empty() {
+            let h = validate_batch(&rest).expect("served batch must be valid");
+            let b = rest.split_to(h.total_len());
+            assert!(h.last_offset() >= offset);
+            assert!(
+                h.last_offset() < r.last_stable_offset,
+                "read_committed returned {} at/after the LSO {}",
+                h.last_offset(),
+                r.last_stable_offset
+            );
+            offset = h.last_offset() + 1;
+            if h.has_producer_id() {
+                while pending
+                    .front()
+                    .is_some_and(|a| a.first_offset <= h.last_offset())
+                {
+                    aborted_pids.insert(pending.pop_front().unwrap().producer_id);
+                }
+            }
+            if h.is_control() {
+                if oxbow_wire::batch::control_type(&b)
+                    == Some(oxbow_wire::batch::ControlType::Abort)
+                {
+                    aborted_pids.remove(&h.producer_id);
+                }
+                continue;
+            }
+            if h.is_transactional() && aborted_pids.contains(&h.producer_id) {
+                continue;
+            }
+            out.push(b);
+        }
+    }
+}
+
+/// The record values of batches, in order.
+pub fn values(batches: &[Bytes]) -> Vec<String> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            kafka_protocol::records::RecordBatchDecoder::decode(&mut b.clone())
+                .unwrap()
+                .records
+                .into_iter()
+                .map(|r| String::from_utf8(r.value.unwrap().to_vec()).unwrap())
+        })
+        .collect()
+}

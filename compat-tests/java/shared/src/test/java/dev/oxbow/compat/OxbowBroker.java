@@ -18,7 +18,7 @@ import java.util.regex.Pattern;
 import java.util.stream.Stream;
 
 /**
- * The real oxbow binary ($OXBOW_BIN, else ../../target/debug/oxbow relative to this project) on
+ * The real oxbow binary ($OXBOW_BIN, else target/debug/oxbow of the repository) on
  * an ephemeral port and a temporary data dir. A missing binary, a broker that prints no ready
  * line within 30 s or one that does not stop within 30 s of SIGTERM fails the test loudly, with
  * the tail of the broker's stderr.
@@ -40,12 +40,21 @@ final class OxbowBroker implements AutoCloseable {
 
   static String binary() {
     String bin = System.getenv("OXBOW_BIN");
-    if (bin == null || bin.isEmpty()) bin = new File("../../target/debug/oxbow").getAbsolutePath();
+    if (bin == null || bin.isEmpty()) bin = repoRoot().resolve("target/debug/oxbow").toString();
     if (!new File(bin).canExecute()) {
       throw new IllegalStateException(
           "oxbow binary missing at " + bin + ": run `cargo build -p oxbow-broker` or set OXBOW_BIN");
     }
     return bin;
+  }
+
+  /** The repository root: the nearest directory above the working directory with Cargo.toml and compat-tests/. */
+  static Path repoRoot() {
+    Path start = Path.of("").toAbsolutePath();
+    for (Path p = start; p != null; p = p.getParent()) {
+      if (Files.isRegularFile(p.resolve("Cargo.toml")) && Files.isDirectory(p.resolve("compat-tests"))) return p;
+    }
+    throw new IllegalStateException("no repository root (Cargo.toml + compat-tests/) above " + start + ": set OXBOW_BIN");
   }
 
   Path stderrFile() {
