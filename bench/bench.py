@@ -41,7 +41,8 @@ LAT_RATES = [int(x) for x in ENV.get("LAT_RATES", "1000,10000").split(",")]
 E2E_RATE = env_int("E2E_RATE", 10000)
 IDLE_CONNS = env_int("IDLE_CONNS", 200)
 MODES = ENV.get("MODES", "oxbow,kafka,oxbow-relaxed,kafka-flush1").split(",")
-WORKLOADS = ENV.get("WORKLOADS", "W1,W2,W3,W4,W5,W6,W7").split(",")
+WORKLOADS = ENV.get("WORKLOADS", "W1,W2,W3,W4,W5,W6,W7,W8").split(",")
+TXN_MS = env_int("TXN_MS", 100)
 TOOLS = ENV.get("TOOLS", "rdkafka,java").split(",")
 OXBOW_PORT = env_int("OXBOW_PORT", 19092)
 KAFKA_PORT = env_int("KAFKA_PORT", 29092)
@@ -288,13 +289,17 @@ PP_LINE = re.compile(r"(\d+) (steady state )?records sent, ([\d.]+) records/sec 
 
 
 def java_produce(port, topic, size, count, logdir, name, linger=5, rate=-1, warmup=0,
-                 timeout=None):
+                 timeout=None, txn_ms=None):
     cmd = java_tool("ProducerPerformance") + [
         "--topic", topic, "--num-records", str(count), "--record-size", str(size),
         "--throughput", str(rate), "--command-property", f"bootstrap.servers={HOST}:{port}",
         "acks=all", f"linger.ms={linger}", "batch.size=1048576", "client.id=oxbow-bench"]
     if warmup:
         cmd += ["--warmup-records", str(warmup)]
+    if txn_ms:
+        # A transactional producer that commits every txn_ms (ProducerPerformance's own loop).
+        cmd += ["--transactional-id", f"oxbow-bench-{uuid.uuid4().hex[:8]}",
+                "--transaction-duration-ms", str(txn_ms)]
     out, wall = run_tool(name, cmd, timeout or max(180, count / 2000), logdir)
     lines = PP_LINE.findall(out)
     total = [x for x in lines if not x[1]]
@@ -481,6 +486,12 @@ def run_workloads(b, res):
             r.update(percentiles(clat, skip=E2E_RATE))
             return r
         measured(b, w, "W6/rdkafka", fn, setup=topic(port, "w6"))
+
+    if "W8" in WORKLOADS and "java" in TOOLS:
+        # Transactional produce: 1 KiB records, a commit every TXN_MS ms.
+        measured(b, w, "W8/java",
+                 lambda: java_produce(port, "w8", 1024, n, logdir, "W8-java", txn_ms=TXN_MS),
+                 setup=topic(port, "w8"))
 
     if "W7" in WORKLOADS and "rdkafka" in TOOLS:
         conns = []
@@ -730,6 +741,10 @@ def rows():
                   wget("W7/rdkafka", "MB_s"), "high", 1.5))
         r.append(("W7 broker VmRSS growth ÷ idle connections (KiB, noisy)",
                   wget("W7/rdkafka", "rss_per_idle_conn_kb"), "low", None))
+    if "java" in TOOLS:
+        r.append((f"W8 transactional produce 1 KiB, commit every {TXN_MS} ms, java: MB/s",
+                  wget("W8/java", "MB_s"), "high", None))
+        r.append(("W8 broker CPU-s per GB, java", wget("W8/java", "cpu_s_per_GB"), "low", None))
     r.append(("Idle RSS (MiB)", sget("idle_rss_kb", 1 / 1024), "low", 0.1))
     r.append(("Peak RSS (MiB)", sget("peak_rss_kb", 1 / 1024), "low", None))
     r.append(("Start to first successful produce (s)", sget("start_to_first_produce_s"), "low",
@@ -906,6 +921,9 @@ def report(results, profile, started, finished):
 - **W7** {IDLE_CONNS} extra connections (each completes one ApiVersions round trip, then stays
   idle) held open during W1 (rdkafka); reports throughput and the broker's RSS growth per
   connection.
+- **W8** {RECORDS:,} × 1 KiB records from ProducerPerformance as a transactional producer
+  (`--transactional-id`, `--transaction-duration-ms {TXN_MS}`: a commit every {TXN_MS} ms,
+  acks=all, idempotent) to a 1-partition topic; the throughput includes every commit.
 - **Throughput**: records × record size ÷ elapsed time as reported by the tool; MB = 10⁶ bytes.
 - **Broker CPU-seconds per GB**: utime+stime of the broker process (all threads, `/proc/PID/stat`)
   over the workload ÷ GB (10⁹ bytes of record values) moved. **Load generator CPU-s per GB**: the

@@ -18,7 +18,7 @@
 #   LAT_RATES=1000,10000  fixed producer rates for W5;  E2E_RATE=10000 for W6
 #   IDLE_CONNS=200      idle connections in W7
 #   MODES=oxbow,kafka,oxbow-relaxed,kafka-flush1   modes, in the order sessions alternate
-#   WORKLOADS=W1,W2,W3,W4,W5,W6,W7   TOOLS=rdkafka,java
+#   WORKLOADS=W1,W2,W3,W4,W5,W6,W7,W8   TOOLS=rdkafka,java   TXN_MS=100 (W8 commit interval)
 #   PERF=1              profile one extra W1 session per broker with `perf` (0 to skip)
 #   KAFKA_VERSION=4.4.0 KAFKA_TOOLS_VERSION=4.3.1   KAFKA_HEAP_OPTS="-Xmx1G -Xms1G"
 #   OXBOW_BIN=path      use this oxbow binary instead of building one

@@ -135,7 +135,9 @@ def test_commit_and_abort_interleaved_read_committed_sees_only_committed(broker)
     plain = Producer({"bootstrap.servers": bs, "linger.ms": 0})
     a = txn_producer(bs, "txn-a")
     b = txn_producer(bs, "txn-b")
-    ts0 = int(time.time() * 1000) - 600_000
+    # Timestamps ahead of the wall clock (within log.message.timestamp.after.max.ms): transaction
+    # markers carry the broker's current time, so they stay below every timestamp looked up here.
+    ts0 = int(time.time() * 1000) + 600_000
     s = Sender("txn", 3, ts0)
     committed = {}  # value -> visible to read_committed
 
@@ -429,44 +431,68 @@ def test_copy_exactly_once_with_sigkilled_copiers(broker_factory, tmp_path):
 
 # --- fencing --------------------------------------------------------------------------------
 
+def fenced_producer(bs, txn_id):
+    # With an error_cb, librdkafka's fatal error is reported there and by the next
+    # transactional call instead of being raised from poll()/flush().
+    return txn_producer(bs, txn_id, {"error_cb": lambda e: None})
+
+
+def assert_fenced(err, what):
+    assert err.fatal(), f"{what}: a fenced producer's commit should fail with a fatal error, got {err!r}"
+    assert err.code() in FENCED_CODES, f"{what}: the error should say the producer was fenced, got {err!r}"
+
+
 def test_second_producer_with_same_transactional_id_fences_the_first(broker):
     bs = broker.bootstrap
     create_topics(bs, ("fence", 2))
     s = Sender("fence", 2, int(time.time() * 1000))
-    zombie = txn_producer(bs, "fence-tx")
-    zombie.begin_transaction()
-    s.send(zombie, "zombie", 10)
 
-    winner = txn_producer(bs, "fence-tx")  # bumps the epoch: the zombie's open transaction is aborted
+    # 1. Fenced between its writes and its commit: EndTxn with the old epoch is refused.
+    zombie = fenced_producer(bs, "fence-a")
+    zombie.begin_transaction()
+    s.send(zombie, "zombie-a", 10)
+    winner = txn_producer(bs, "fence-a")  # bumps the epoch: the zombie's open transaction is aborted
+    with pytest.raises(KafkaException) as ei:
+        zombie.commit_transaction(30)
+    assert_fenced(ei.value.args[0], "EndTxn after fencing")
+    with pytest.raises(KafkaException):
+        zombie.begin_transaction()
     winner.begin_transaction()
-    s.send(winner, "winner", 6)
+    s.send(winner, "winner-a", 6)
     winner.commit_transaction(30)
 
-    # The zombie keeps going: its writes are refused and its commit fails fatally.
+    # 2. The zombie keeps writing after the new instance committed: its records are refused.
+    zombie = fenced_producer(bs, "fence-b")
+    zombie.begin_transaction()
+    s.send(zombie, "zombie-b", 10)
+    winner = txn_producer(bs, "fence-b")
+    winner.begin_transaction()
+    s.send(winner, "winner-b", 6)
+    winner.commit_transaction(30)
     late_errors = []
     for i in range(4):
         zombie.produce("fence", value=b"zombie-late-%d" % i, partition=i % 2,
                        on_delivery=lambda e, m: e and late_errors.append(e))
-    zombie.flush(30)
     with pytest.raises(KafkaException) as ei:
         zombie.commit_transaction(30)
-    err = ei.value.args[0]
-    assert err.fatal(), f"commit by a fenced producer should fail with a fatal error, got {err!r}"
-    assert err.code() in FENCED_CODES, f"commit by a fenced producer should report it was fenced, got {err!r}"
-    with pytest.raises(KafkaException):
-        zombie.begin_transaction()
+    assert_fenced(ei.value.args[0], "produce after fencing")
+    deadline = time.time() + 15
+    while len(late_errors) < 4 and time.time() < deadline:
+        zombie.poll(0.2)  # serve the delivery reports
+    assert len(late_errors) == 4, f"the fenced producer's 4 late records should fail delivery, got {late_errors}"
 
     rc = Reader(bs, "fence", 2, "read_committed")
-    rc.read(6)
+    rc.read(12)
     for p in range(2):
         assert all(v.startswith(b"winner-") for v in rc.values(p)), (
-            f"partition {p}: read_committed should see only the new producer's records, got {rc.values(p)}")
+            f"partition {p}: read_committed should see only the new producers' records, got {rc.values(p)}")
     ru = Reader(bs, "fence", 2, "read_uncommitted")
-    ru.read(16)
+    ru.read(32)
     for p in range(2):
         late = [v for v in ru.values(p) if v.startswith(b"zombie-late")]
         assert not late, f"partition {p}: the broker stored records from a fenced producer: {late}"
-        assert rc.high(p) == ru.high(p), f"partition {p}: the fenced transaction was aborted, LSO should equal HWM"
+        assert ru.values(p) == s.order[p], f"partition {p}: read_uncommitted should hold every accepted record in order"
+        assert rc.high(p) == ru.high(p), f"partition {p}: the fenced transactions were aborted, LSO should equal HWM"
     rc.close()
     ru.close()
 

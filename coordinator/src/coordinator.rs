@@ -50,8 +50,11 @@ pub struct GroupCoordinator {
     loaded_unarmed: bool,
     /// Transactional offset commits waiting for their transaction's marker, by producer id,
     /// then group, then (topic, partition).
-    pending_txn: BTreeMap<i64, BTreeMap<String, BTreeMap<(String, i32), OffsetCommitValue>>>,
+    pending_txn: BTreeMap<i64, PendingTxnOffsets>,
 }
+
+/// One producer's pending transactional offsets: group -> (topic, partition) -> offset.
+type PendingTxnOffsets = BTreeMap<String, BTreeMap<(String, i32), OffsetCommitValue>>;
 
 /// One committed offset as OffsetFetch reports it.
 struct Fetched {

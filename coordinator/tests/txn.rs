@@ -6,15 +6,14 @@
 use std::collections::BTreeMap;
 
 use kafka_protocol::messages::{
-    add_partitions_to_txn_request::AddPartitionsToTxnTopic,
-    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, DescribeTransactionsRequest, EndTxnRequest,
-    GroupId, InitProducerIdRequest, ListTransactionsRequest, ProducerId, TopicName,
-    TransactionalId,
+    add_partitions_to_txn_request::AddPartitionsToTxnTopic, AddOffsetsToTxnRequest,
+    AddPartitionsToTxnRequest, DescribeTransactionsRequest, EndTxnRequest, GroupId,
+    InitProducerIdRequest, ListTransactionsRequest, ProducerId, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use oxbow_coordinator::txn::{
-    MarkerJob, TransactionCoordinator, TxnConfig, TxnOutput, TxnRecord, TxnState,
+    Caller, MarkerJob, TransactionCoordinator, TxnConfig, TxnOutput, TxnRecord, TxnState,
 };
 use proptest::prelude::*;
 
@@ -135,9 +134,13 @@ impl H {
 
     fn verify(&mut self, tid: &str, pid: i64, epoch: i16, parts: &[(&str, i32)], v2: bool) -> i16 {
         let parts: Vec<(String, i32)> = parts.iter().map(|(t, p)| (t.to_string(), *p)).collect();
-        let out = self
-            .c
-            .verify_partitions(tid, pid, epoch, &parts, v2, false, self.now);
+        let who = Caller {
+            transactional_id: tid,
+            producer_id: pid,
+            producer_epoch: epoch,
+            old_version: false,
+        };
+        let out = self.c.verify_partitions(who, &parts, v2, self.now);
         match self.take(out) {
             Ok(()) => 0,
             Err(e) => e.code(),
@@ -606,8 +609,15 @@ fn transactional_offsets_wait_for_their_marker() {
     let out = c.txn_offset_commit(&ctx(3, 1), &commit(7, 42, "", -1));
     assert_eq!(out.txn_producer, Some((7, 0)));
     assert_eq!(out.records.len(), 1);
-    assert_eq!(fetch(&mut c, true), (code(ResponseError::UnstableOffsetCommit), -1));
-    assert_eq!(fetch(&mut c, false), (0, -1), "not visible before the marker");
+    assert_eq!(
+        fetch(&mut c, true),
+        (code(ResponseError::UnstableOffsetCommit), -1)
+    );
+    assert_eq!(
+        fetch(&mut c, false),
+        (0, -1),
+        "not visible before the marker"
+    );
     c.complete_txn(7, true);
     assert_eq!(fetch(&mut c, true), (0, 42));
     let out = c.txn_offset_commit(&ctx(3, 2), &commit(7, 50, "", -1));
@@ -616,7 +626,10 @@ fn transactional_offsets_wait_for_their_marker() {
     // Replay: the data record as pending, then the marker.
     let mut r = GroupCoordinator::new(GroupConfig::default());
     r.replay_txn_offset(7, &out.records[0]);
-    assert_eq!(fetch(&mut r, true).0, code(ResponseError::UnstableOffsetCommit));
+    assert_eq!(
+        fetch(&mut r, true).0,
+        code(ResponseError::UnstableOffsetCommit)
+    );
     r.complete_txn(7, true);
     assert_eq!(fetch(&mut r, true), (0, 50));
     // KIP-447: an unknown member of an existing group is refused.

@@ -4,10 +4,10 @@
 //!
 //! Records are served as stored: whole batches starting with the one containing the fetch
 //! offset (the client skips records before its offset), never past the high watermark, so a
-//! consumer never sees data that is not yet durable. A `read_committed` fetch (isolation level
-//! 1) stops at the last stable offset and carries the aborted transactions of the range it
-//! returns, which the client uses to drop aborted records. An empty record set is empty bytes, never
-//! null (librdkafka treats null as an error).
+//! consumer never sees data that is not yet durable. A `read_committed` fetch (isolation
+//! level 1) stops at the last stable offset and carries the aborted transactions of the range
+//! it returns, which the client uses to drop aborted records. An empty record set is empty
+//! bytes, never null (librdkafka treats null as an error).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -43,10 +43,16 @@ fn lookup(
             .map_err(storage_err)?
             .unwrap_or((-1, -1)),
         t if t < 0 => return Err(ResponseError::InvalidRequest),
-        t => log
-            .offset_for_timestamp(t)
-            .map_err(storage_err)?
-            .unwrap_or((-1, -1)),
+        t => {
+            let found = log.offset_for_timestamp(t).map_err(storage_err)?;
+            // Kafka answers a timestamp lookup only below the last fetchable offset: the last
+            // stable offset for read_committed (the record found may be in an open
+            // transaction, or be one of its markers).
+            match found {
+                Some((o, _)) if read_committed && o >= log.last_stable_offset() => (-1, -1),
+                found => found.unwrap_or((-1, -1)),
+            }
+        }
     })
 }
 

@@ -20,6 +20,7 @@ use oxbow_wire::registry::ApiSpec;
 use super::{now_ms, str_bytes, Handler, HandlerError, Reply, RequestCtx};
 use crate::broker::Broker;
 use crate::txn::Transactions;
+use oxbow_coordinator::txn::Caller;
 
 pub struct Produce;
 
@@ -184,7 +185,13 @@ async fn verify_transaction(
     }
     let implicit = ctx.api_version >= 12;
     let result = Transactions::call(broker, |c, now, _| {
-        c.verify_partitions(&tid, pid, epoch, &partitions, implicit, false, now)
+        let who = Caller {
+            transactional_id: &tid,
+            producer_id: pid,
+            producer_epoch: epoch,
+            old_version: false,
+        };
+        c.verify_partitions(who, &partitions, implicit, now)
     })
     .await;
     let code = match result {

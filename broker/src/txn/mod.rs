@@ -28,6 +28,12 @@ use crate::handlers::now_ms;
 
 pub use markers::write_marker;
 
+/// Appended records to wait for: each log and the last offset written to it.
+type Waits = Vec<(Arc<dyn PartitionLog>, i64)>;
+
+/// A record's key and value (None: tombstone).
+type KeyValue = (Option<bytes::Bytes>, Option<bytes::Bytes>);
+
 /// The internal topic holding the transaction coordinator's state.
 pub const TXN_TOPIC: &str = "__transaction_state";
 
@@ -174,13 +180,8 @@ impl Transactions {
 
     /// Appends records to their partitions (caller holds the coordinator lock); returns what
     /// to wait for, or `Err` if an append failed.
-    fn append(
-        &self,
-        broker: &Broker,
-        records: &[TxnRecord],
-    ) -> Result<Vec<(Arc<dyn PartitionLog>, i64)>, NotPersisted> {
-        let mut by_partition: BTreeMap<i32, Vec<(Option<bytes::Bytes>, Option<bytes::Bytes>)>> =
-            BTreeMap::new();
+    fn append(&self, broker: &Broker, records: &[TxnRecord]) -> Result<Waits, NotPersisted> {
+        let mut by_partition: BTreeMap<i32, Vec<KeyValue>> = BTreeMap::new();
         for r in records {
             let p = TransactionCoordinator::partition_for(&r.transactional_id, self.partitions);
             let (k, v) = r.encode();
@@ -237,7 +238,7 @@ impl Transactions {
     fn complete(
         broker: &Broker,
         job: &oxbow_coordinator::txn::MarkerJob,
-    ) -> Result<Vec<(Arc<dyn PartitionLog>, i64)>, NotPersisted> {
+    ) -> Result<Waits, NotPersisted> {
         let txns = broker.txns();
         let mut c = txns.coordinator.lock().unwrap();
         let out = c.complete_markers(job, now_ms());
@@ -245,9 +246,7 @@ impl Transactions {
     }
 }
 
-async fn wait_durable(
-    waits: Result<Vec<(Arc<dyn PartitionLog>, i64)>, NotPersisted>,
-) -> Result<(), NotPersisted> {
+async fn wait_durable(waits: Result<Waits, NotPersisted>) -> Result<(), NotPersisted> {
     for (log, offset) in waits? {
         if let Err(e) = log.wait_visible(offset).await {
             tracing::error!(error = %e, "transaction state did not become durable");

@@ -292,6 +292,20 @@ pub struct TransactionCoordinator {
     next_expire_check_ms: Option<i64>,
 }
 
+/// Who asks: a transactional id and the producer id and epoch it claims. `old_version` marks
+/// request versions that predate PRODUCER_FENCED (they get INVALID_PRODUCER_EPOCH instead).
+#[derive(Debug, Clone, Copy)]
+pub struct Caller<'a> {
+    /// The transactional id.
+    pub transactional_id: &'a str,
+    /// The producer id the request names.
+    pub producer_id: i64,
+    /// The epoch the request names.
+    pub producer_epoch: i16,
+    /// The request version predates KIP-588's PRODUCER_FENCED.
+    pub old_version: bool,
+}
+
 /// The coordinator's epoch in markers: one node, never re-elected.
 pub const COORDINATOR_EPOCH: i32 = 0;
 
@@ -532,7 +546,7 @@ impl TransactionCoordinator {
                 let out = ok_init(m.producer_id, m.producer_epoch);
                 return TxnOutput::only(out);
             }
-            if !current && !(req_pid == m.previous_producer_id || req_pid == m.next_producer_id) {
+            if !(current || req_pid == m.previous_producer_id || req_pid == m.next_producer_id) {
                 return resp(fenced(old));
             }
         }
@@ -570,23 +584,17 @@ impl TransactionCoordinator {
         }
     }
 
-    /// Checks that (`pid`, `epoch`) is the current producer of `tid`.
-    fn check_producer(
-        &self,
-        tid: &str,
-        pid: i64,
-        epoch: i16,
-        old_version: bool,
-    ) -> Result<&TxnMetadata, ResponseError> {
+    /// Checks that the caller is the current producer of its transactional id.
+    fn check_producer(&self, who: Caller<'_>) -> Result<&TxnMetadata, ResponseError> {
         let m = self
             .txns
-            .get(tid)
+            .get(who.transactional_id)
             .ok_or(ResponseError::InvalidProducerIdMapping)?;
-        if m.producer_id != pid {
+        if m.producer_id != who.producer_id {
             return Err(ResponseError::InvalidProducerIdMapping);
         }
-        if epoch != m.producer_epoch {
-            return Err(fenced(old_version));
+        if who.producer_epoch != m.producer_epoch {
+            return Err(fenced(who.old_version));
         }
         Ok(m)
     }
@@ -595,16 +603,14 @@ impl TransactionCoordinator {
     /// implicit adds of transactions V2). Returns the error for all of them, if any.
     fn add_partitions(
         &mut self,
-        tid: &str,
-        pid: i64,
-        epoch: i16,
+        who: Caller<'_>,
         partitions: &[(String, i32)],
         client_txn_version: i16,
-        old_version: bool,
         now_ms: i64,
         out: &mut TxnOutput<impl Sized>,
     ) -> Result<(), ResponseError> {
-        let m = self.check_producer(tid, pid, epoch, old_version)?;
+        let tid = who.transactional_id;
+        let m = self.check_producer(who)?;
         if m.state.is_prepare() {
             return Err(ResponseError::ConcurrentTransactions);
         }
@@ -641,17 +647,13 @@ impl TransactionCoordinator {
                 .iter()
                 .map(|t| (t.name.clone(), t.partitions.clone()))
                 .collect();
-            let results = self.add_one(
-                &tid,
-                req.v3_and_below_producer_id.0,
-                req.v3_and_below_producer_epoch,
-                &topics,
-                false,
-                version < 2,
-                now_ms,
-                exists,
-                &mut out,
-            );
+            let who = Caller {
+                transactional_id: &tid,
+                producer_id: req.v3_and_below_producer_id.0,
+                producer_epoch: req.v3_and_below_producer_epoch,
+                old_version: version < 2,
+            };
+            let results = self.add_one(who, &topics, false, now_ms, exists, &mut out);
             out.response.results_by_topic_v3_and_below = results;
             return out;
         }
@@ -662,17 +664,13 @@ impl TransactionCoordinator {
                 .iter()
                 .map(|t| (t.name.clone(), t.partitions.clone()))
                 .collect();
-            let r = self.add_one(
-                &t.transactional_id.0,
-                t.producer_id.0,
-                t.producer_epoch,
-                &topics,
-                t.verify_only,
-                false,
-                now_ms,
-                exists,
-                &mut out,
-            );
+            let who = Caller {
+                transactional_id: &t.transactional_id.0,
+                producer_id: t.producer_id.0,
+                producer_epoch: t.producer_epoch,
+                old_version: false,
+            };
+            let r = self.add_one(who, &topics, t.verify_only, now_ms, exists, &mut out);
             results.push(
                 AddPartitionsToTxnResult::default()
                     .with_transactional_id(t.transactional_id.clone())
@@ -683,15 +681,11 @@ impl TransactionCoordinator {
         out
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn add_one(
         &mut self,
-        tid: &str,
-        pid: i64,
-        epoch: i16,
+        who: Caller<'_>,
         topics: &[(TopicName, Vec<i32>)],
         verify_only: bool,
-        old_version: bool,
         now_ms: i64,
         exists: &dyn Fn(&str, i32) -> bool,
         out: &mut TxnOutput<impl Sized>,
@@ -708,13 +702,13 @@ impl TransactionCoordinator {
         let result = if !missing.is_empty() {
             Err(None)
         } else if verify_only {
-            match self.check_producer(tid, pid, epoch, old_version) {
+            match self.check_producer(who) {
                 Ok(m) if m.state == TxnState::Ongoing => Ok(Some(m.partitions.clone())),
                 Ok(_) => Ok(Some(BTreeSet::new())),
                 Err(e) => Err(Some(e)),
             }
         } else {
-            self.add_partitions(tid, pid, epoch, &all, 0, old_version, now_ms, out)
+            self.add_partitions(who, &all, 0, now_ms, out)
                 .map(|()| None)
                 .map_err(Some)
         };
@@ -759,16 +753,15 @@ impl TransactionCoordinator {
         let mut out = TxnOutput::only(AddOffsetsToTxnResponse::default());
         let p =
             GroupCoordinator::partition_for(&req.group_id.0, self.config.offsets_topic_partitions);
-        if let Err(e) = self.add_partitions(
-            &req.transactional_id.0,
-            req.producer_id.0,
-            req.producer_epoch,
-            &[(offsets_topic.to_string(), p)],
-            0,
-            version < 2,
-            now_ms,
-            &mut out,
-        ) {
+        let who = Caller {
+            transactional_id: &req.transactional_id.0,
+            producer_id: req.producer_id.0,
+            producer_epoch: req.producer_epoch,
+            old_version: version < 2,
+        };
+        if let Err(e) =
+            self.add_partitions(who, &[(offsets_topic.to_string(), p)], 0, now_ms, &mut out)
+        {
             out.response.error_code = code(e);
         }
         out
@@ -777,19 +770,15 @@ impl TransactionCoordinator {
     /// The check a partition leader makes before appending transactional data (KIP-890 part
     /// 1), and the implicit add of transactions V2 (`implicit_add`: Produce v12+,
     /// TxnOffsetCommit v5+).
-    #[allow(clippy::too_many_arguments)]
     pub fn verify_partitions(
         &mut self,
-        tid: &str,
-        pid: i64,
-        epoch: i16,
+        who: Caller<'_>,
         partitions: &[(String, i32)],
         implicit_add: bool,
-        old_version: bool,
         now_ms: i64,
     ) -> TxnOutput<Result<(), ResponseError>> {
         let mut out = TxnOutput::only(Ok(()));
-        let m = match self.check_producer(tid, pid, epoch, old_version) {
+        let m = match self.check_producer(who) {
             Ok(m) => m,
             Err(e) => {
                 out.response = Err(e);
@@ -807,7 +796,7 @@ impl TransactionCoordinator {
             out.response = Err(ResponseError::InvalidTxnState);
             return out;
         }
-        out.response = self.add_partitions(tid, pid, epoch, partitions, 2, false, now_ms, &mut out);
+        out.response = self.add_partitions(who, partitions, 2, now_ms, &mut out);
         out
     }
 

@@ -11,6 +11,7 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 };
 use kafka_protocol::messages::{ApiKey, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 use kafka_protocol::ResponseError;
+use oxbow_coordinator::txn::Caller;
 use oxbow_coordinator::{GroupCoordinator, Response};
 use oxbow_wire::registry::ApiSpec;
 
@@ -63,15 +64,13 @@ impl Handler for TxnOffsetCommit {
             let tid = req.transactional_id.0.to_string();
             let (pid, epoch) = (req.producer_id.0, req.producer_epoch);
             let verified = Transactions::call(&broker, |c, now, _| {
-                c.verify_partitions(
-                    &tid,
-                    pid,
-                    epoch,
-                    &[(OFFSETS_TOPIC.to_string(), p)],
-                    version >= 5,
-                    version < 3,
-                    now,
-                )
+                let who = Caller {
+                    transactional_id: &tid,
+                    producer_id: pid,
+                    producer_epoch: epoch,
+                    old_version: version < 3,
+                };
+                c.verify_partitions(who, &[(OFFSETS_TOPIC.to_string(), p)], version >= 5, now)
             })
             .await;
             match verified {

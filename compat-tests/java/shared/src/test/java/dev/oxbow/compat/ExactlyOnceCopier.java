@@ -53,7 +53,8 @@ public final class ExactlyOnceCopier {
          KafkaConsumer<String, String> consumer = new KafkaConsumer<>(cp)) {
       // Fences any previous instance with this transactional.id and aborts its open transaction.
       producer.initTransactions();
-      System.out.println("copier initialized " + txnId);
+      System.out.println("initialized " + txnId);
+      System.out.flush();
       consumer.subscribe(List.of(input));
       long copied = 0;
       while (true) {
@@ -65,11 +66,17 @@ public final class ExactlyOnceCopier {
           producer.send(new ProducerRecord<>(output, r.partition(), r.key(), r.value()));
           offsets.put(new TopicPartition(r.topic(), r.partition()), new OffsetAndMetadata(r.offset() + 1));
         }
+        // The copies are written (not yet committed); a kill from here on leaves them to be
+        // aborted. The pause keeps most of the copier's time inside open transactions.
+        producer.flush();
+        System.out.println("open " + (copied + records.count()));
+        System.out.flush();
+        Thread.sleep(30);
         producer.sendOffsetsToTransaction(offsets, consumer.groupMetadata());
         producer.commitTransaction();
         copied += records.count();
-        System.out.println("copier committed " + copied);
-        Thread.sleep(10);
+        System.out.println("committed " + copied);
+        System.out.flush();
       }
     }
   }
