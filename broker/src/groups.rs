@@ -19,7 +19,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use oxbow_coordinator::{GroupConfig, GroupCoordinator, Output, Record, RequestContext, Response};
 use oxbow_storage::{AppendOptions, PartitionLog};
@@ -27,14 +26,9 @@ use tokio::sync::{oneshot, Notify};
 
 use crate::broker::Broker;
 use crate::handlers::{now_ms, BoxFuture, RequestCtx};
+use crate::internal_topics::{self, read_log, KeyValue, LoadItem, Waits};
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
-
-/// A record's key and value (None: tombstone) as written to `__consumer_offsets`.
-type KeyValue = (Option<Bytes>, Option<Bytes>);
-
-/// Largest read while loading, per step.
-const LOAD_READ_BYTES: usize = 4 << 20;
 
 pub struct Groups {
     /// A `std` mutex: coordinator calls are pure and short, and nothing awaits while it is held.
@@ -70,22 +64,16 @@ impl Groups {
             ..GroupConfig::default()
         };
         let mut coordinator = GroupCoordinator::new(config);
-        let topic = match broker.topics.get(OFFSETS_TOPIC) {
-            Some(t) => t,
-            None => {
-                let configs: BTreeMap<String, String> = [
-                    ("cleanup.policy", "compact"),
-                    ("segment.bytes", "104857600"),
-                    ("compression.type", "producer"),
-                ]
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-                broker
-                    .create_topic(OFFSETS_TOPIC, partitions, configs, false)
-                    .map_err(|e| anyhow::anyhow!("creating {OFFSETS_TOPIC}: {}", e.message))?
-            }
-        };
+        let topic = internal_topics::ensure(
+            broker,
+            OFFSETS_TOPIC,
+            partitions,
+            &[
+                ("cleanup.policy", "compact".into()),
+                ("segment.bytes", "104857600".into()),
+                ("compression.type", "producer".into()),
+            ],
+        )?;
         let mut loaded = 0usize;
         for p in 0..topic.partitions {
             let Some(log) = broker.partition(OFFSETS_TOPIC, p) else {
@@ -150,61 +138,25 @@ impl Groups {
     /// Appends an output's records (caller holds the coordinator lock, keeping log order equal
     /// to state order) and returns what must happen once they are durable.
     fn persist(&self, broker: &Broker, out: Output) -> PendingDelivery {
-        let mut waits = Vec::new();
-        let mut failed = false;
         let mut by_partition: BTreeMap<i32, Vec<KeyValue>> = BTreeMap::new();
         for r in &out.records {
             let p = GroupCoordinator::partition_for(r.group_id(), self.partitions);
             let (k, v) = r.encode();
             by_partition.entry(p).or_default().push((Some(k), v));
         }
-        let now = now_ms();
-        for (p, records) in by_partition {
-            let Some(log) = broker.partition(OFFSETS_TOPIC, p) else {
-                tracing::error!(partition = p, "__consumer_offsets partition missing");
-                continue;
-            };
-            let batch = match out.txn_producer {
-                Some((pid, epoch)) => {
-                    // Transactional offset commits carry the producer and no sequence, as
-                    // Kafka writes them.
-                    let recs: Vec<_> = records
-                        .iter()
-                        .map(|(k, v)| (now, k.clone(), v.clone()))
-                        .collect();
-                    oxbow_wire::batch::encode_transactional_batch(0, &recs, (pid, epoch, -1))
-                }
-                None => oxbow_wire::batch::build_batch(0, now, &records),
-            };
-            let opts = AppendOptions {
-                now_ms: now,
-                leader_epoch: 0,
-                log_append_time: false,
-            };
-            match log.append(batch, &opts) {
-                Ok(a) => waits.push((log, a.last_offset)),
-                Err(e) => {
-                    tracing::error!(partition = p, error = %e, "cannot persist group records");
-                    failed = true;
-                }
-            }
-        }
+        let (waits, failure) =
+            internal_topics::append(broker, OFFSETS_TOPIC, by_partition, out.txn_producer);
         PendingDelivery {
             waits,
             responses: out.responses,
-            failed,
+            failed: failure.is_some(),
         }
     }
 
     /// Waits for durability, then answers the waiting requests.
     async fn deliver(&self, pending: PendingDelivery) {
-        let mut failed = pending.failed;
-        for (log, offset) in pending.waits {
-            if let Err(e) = log.wait_visible(offset).await {
-                tracing::error!(error = %e, "group records did not become durable");
-                failed = true;
-            }
-        }
+        let durable = internal_topics::wait_durable(pending.waits).await;
+        let failed = pending.failed || !durable;
         let mut waiters = self.waiters.lock().unwrap();
         for (id, resp) in pending.responses {
             let resp = if failed { not_persisted(resp) } else { resp };
@@ -275,7 +227,7 @@ impl Groups {
 }
 
 struct PendingDelivery {
-    waits: Vec<(Arc<dyn PartitionLog>, i64)>,
+    waits: Waits,
     responses: Vec<(u64, Response)>,
     /// Some record of this output could not be made durable.
     failed: bool,
@@ -319,87 +271,6 @@ fn not_persisted(resp: Response) -> Response {
         }
         other => other,
     }
-}
-
-/// One item of an internal topic as the loaders see it.
-pub enum LoadItem<'a> {
-    /// A data record; `producer` is the producer id of a transactional batch.
-    Record {
-        producer: Option<i64>,
-        key: &'a [u8],
-        value: Option<&'a [u8]>,
-    },
-    /// A transaction marker of `producer_id`.
-    Marker { producer_id: i64, commit: bool },
-}
-
-/// Reads a whole internal-topic partition in log order; `f` returns whether it used the item.
-/// Returns how many items were used.
-pub fn read_log(
-    log: &dyn PartitionLog,
-    mut f: impl FnMut(LoadItem<'_>) -> bool,
-) -> anyhow::Result<usize> {
-    let mut offset = log.log_start_offset();
-    let end = log.high_watermark();
-    let mut count = 0;
-    while offset < end {
-        let read = log.read(offset, LOAD_READ_BYTES)?;
-        if read.records.is_empty() {
-            break;
-        }
-        let mut buf = read.records.clone();
-        let sets = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut buf)?;
-        for set in sets {
-            for rec in set.records {
-                if rec.offset < offset {
-                    continue;
-                }
-                offset = rec.offset + 1;
-                let item = if rec.control {
-                    // Control record key: version int16, type int16 (0 abort, 1 commit).
-                    match rec.key.as_deref() {
-                        Some([_, _, 0, t, ..]) if *t <= 1 => LoadItem::Marker {
-                            producer_id: rec.producer_id,
-                            commit: *t == 1,
-                        },
-                        _ => continue,
-                    }
-                } else {
-                    let Some(key) = rec.key.as_deref() else {
-                        continue;
-                    };
-                    LoadItem::Record {
-                        producer: rec.transactional.then_some(rec.producer_id),
-                        key,
-                        value: rec.value.as_deref(),
-                    }
-                };
-                if f(item) {
-                    count += 1;
-                }
-            }
-        }
-        // Batches carry their last offset; move past empty tails too.
-        for (_, h) in oxbow_wire::batch::BatchIter::new(&read.records) {
-            offset = offset.max(h.last_offset() + 1);
-        }
-    }
-    Ok(count)
-}
-
-/// Reads the plain (non-transactional) records of an internal-topic partition.
-pub fn read_records(
-    log: &dyn PartitionLog,
-    mut f: impl FnMut(Option<i64>, &[u8], Option<&[u8]>) -> bool,
-) -> anyhow::Result<usize> {
-    read_log(log, |item| match item {
-        LoadItem::Record {
-            producer,
-            key,
-            value,
-        } => f(producer, key, value),
-        LoadItem::Marker { .. } => false,
-    })
 }
 
 /// Replays every record of one `__consumer_offsets` partition. Undecodable records (a newer

@@ -12,6 +12,7 @@ mod config;
 mod fetch_session;
 mod groups;
 mod handlers;
+mod internal_topics;
 mod producer_ids;
 mod server;
 mod topics;

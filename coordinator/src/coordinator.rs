@@ -624,38 +624,24 @@ impl GroupCoordinator {
         for t in &req.topics {
             let mut partitions = Vec::new();
             for p in &t.partitions {
-                let metadata = p
-                    .committed_metadata
-                    .as_ref()
-                    .map(|m| m.to_string())
-                    .unwrap_or_default();
-                let code = match result {
+                let expire = (version <= 4 && req.retention_time_ms != -1)
+                    .then(|| now + req.retention_time_ms);
+                let commit = OffsetCommitValue {
+                    offset: p.committed_offset,
+                    leader_epoch: if version >= 6 {
+                        p.committed_leader_epoch
+                    } else {
+                        -1
+                    },
+                    metadata: metadata_of(p.committed_metadata.as_ref()),
+                    commit_timestamp_ms: now,
+                    expire_timestamp_ms: expire,
+                };
+                let code = match result.and_then(|()| {
+                    self.offset_record(&req.group_id.0, &t.name.0, p.partition_index, commit)
+                }) {
                     Err(e) => e.code(),
-                    Ok(()) if metadata.len() > self.config.offset_metadata_max_bytes => {
-                        ResponseError::OffsetMetadataTooLarge.code()
-                    }
-                    Ok(()) => {
-                        let expire = (version <= 4 && req.retention_time_ms != -1)
-                            .then(|| now + req.retention_time_ms);
-                        let value = OffsetCommitValue {
-                            offset: p.committed_offset,
-                            leader_epoch: if version >= 6 {
-                                p.committed_leader_epoch
-                            } else {
-                                -1
-                            },
-                            metadata,
-                            commit_timestamp_ms: now,
-                            expire_timestamp_ms: expire,
-                        };
-                        let record = Record::OffsetCommit {
-                            key: OffsetCommitKey {
-                                group: req.group_id.0.to_string(),
-                                topic: t.name.0.to_string(),
-                                partition: p.partition_index,
-                            },
-                            value: Some(value),
-                        };
+                    Ok(record) => {
                         self.replay(&record);
                         out.records.push(record);
                         0
@@ -678,6 +664,27 @@ impl GroupCoordinator {
             Response::OffsetCommit(OffsetCommitResponse::default().with_topics(topics)),
         );
         out
+    }
+
+    /// The record of one committed offset, or OFFSET_METADATA_TOO_LARGE.
+    fn offset_record(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: i32,
+        value: OffsetCommitValue,
+    ) -> Result<Record, ResponseError> {
+        if value.metadata.len() > self.config.offset_metadata_max_bytes {
+            return Err(ResponseError::OffsetMetadataTooLarge);
+        }
+        Ok(Record::OffsetCommit {
+            key: OffsetCommitKey {
+                group: group.to_string(),
+                topic: topic.to_string(),
+                partition,
+            },
+            value: Some(value),
+        })
     }
 
     fn validate_commit(
@@ -751,36 +758,22 @@ impl GroupCoordinator {
         for t in &req.topics {
             let mut partitions = Vec::new();
             for p in &t.partitions {
-                let metadata = p
-                    .committed_metadata
-                    .as_ref()
-                    .map(|m| m.to_string())
-                    .unwrap_or_default();
-                let code = match result {
+                let commit = OffsetCommitValue {
+                    offset: p.committed_offset,
+                    leader_epoch: if ctx.api_version >= 2 {
+                        p.committed_leader_epoch
+                    } else {
+                        -1
+                    },
+                    metadata: metadata_of(p.committed_metadata.as_ref()),
+                    commit_timestamp_ms: now,
+                    expire_timestamp_ms: None,
+                };
+                let code = match result.and_then(|()| {
+                    self.offset_record(&group_id, &t.name.0, p.partition_index, commit)
+                }) {
                     Err(e) => e.code(),
-                    Ok(()) if metadata.len() > self.config.offset_metadata_max_bytes => {
-                        ResponseError::OffsetMetadataTooLarge.code()
-                    }
-                    Ok(()) => {
-                        let value = OffsetCommitValue {
-                            offset: p.committed_offset,
-                            leader_epoch: if ctx.api_version >= 2 {
-                                p.committed_leader_epoch
-                            } else {
-                                -1
-                            },
-                            metadata,
-                            commit_timestamp_ms: now,
-                            expire_timestamp_ms: None,
-                        };
-                        let record = Record::OffsetCommit {
-                            key: OffsetCommitKey {
-                                group: group_id.clone(),
-                                topic: t.name.0.to_string(),
-                                partition: p.partition_index,
-                            },
-                            value: Some(value),
-                        };
+                    Ok(record) => {
                         self.replay_txn_offset(pid, &record);
                         out.records.push(record);
                         0
@@ -1295,6 +1288,11 @@ fn sync_ok(group: &Group, assignment: Bytes, version: i16) -> SyncGroupResponse 
     } else {
         resp
     }
+}
+
+/// Commit metadata as stored: a missing one is empty.
+fn metadata_of(m: Option<&StrBytes>) -> String {
+    m.map(|m| m.to_string()).unwrap_or_default()
 }
 
 fn group_tombstone(group_id: &str) -> Record {

@@ -19,20 +19,14 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use oxbow_coordinator::txn::{TransactionCoordinator, TxnConfig, TxnOutput, TxnRecord};
-use oxbow_storage::{AppendOptions, PartitionLog};
 use tokio::sync::Notify;
 
 use crate::broker::Broker;
 use crate::groups::OFFSETS_TOPIC;
 use crate::handlers::now_ms;
+use crate::internal_topics::{self, KeyValue, Waits};
 
 pub use markers::write_marker;
-
-/// Appended records to wait for: each log and the last offset written to it.
-type Waits = Vec<(Arc<dyn PartitionLog>, i64)>;
-
-/// A record's key and value (None: tombstone).
-type KeyValue = (Option<bytes::Bytes>, Option<bytes::Bytes>);
 
 /// The internal topic holding the transaction coordinator's state.
 pub const TXN_TOPIC: &str = "__transaction_state";
@@ -75,37 +69,26 @@ impl Transactions {
                 .map_or(c.offsets_topic_num_partitions, |t| t.partitions),
         };
         let mut coordinator = TransactionCoordinator::new(config);
-        let topic = match broker.topics.get(TXN_TOPIC) {
-            Some(t) => t,
-            None => {
-                let configs: BTreeMap<String, String> = [
-                    ("cleanup.policy", "compact".to_string()),
-                    (
-                        "segment.bytes",
-                        c.transaction_state_log_segment_bytes.to_string(),
-                    ),
-                    ("compression.type", "uncompressed".to_string()),
-                ]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect();
-                broker
-                    .create_topic(
-                        TXN_TOPIC,
-                        c.transaction_state_log_num_partitions,
-                        configs,
-                        false,
-                    )
-                    .map_err(|e| anyhow::anyhow!("creating {TXN_TOPIC}: {}", e.message))?
-            }
-        };
+        let topic = internal_topics::ensure(
+            broker,
+            TXN_TOPIC,
+            c.transaction_state_log_num_partitions,
+            &[
+                ("cleanup.policy", "compact".into()),
+                (
+                    "segment.bytes",
+                    c.transaction_state_log_segment_bytes.to_string(),
+                ),
+                ("compression.type", "uncompressed".into()),
+            ],
+        )?;
         let mut loaded = 0usize;
         for p in 0..topic.partitions {
             let Some(log) = broker.partition(TXN_TOPIC, p) else {
                 continue;
             };
             loaded +=
-                crate::groups::read_records(
+                internal_topics::read_records(
                     log.as_ref(),
                     |_, key, value| match TxnRecord::decode(key, value) {
                         Ok(r) => {
@@ -187,28 +170,10 @@ impl Transactions {
             let (k, v) = r.encode();
             by_partition.entry(p).or_default().push((Some(k), v));
         }
-        let now = now_ms();
-        let mut waits = Vec::new();
-        for (p, records) in by_partition {
-            let Some(log) = broker.partition(TXN_TOPIC, p) else {
-                tracing::error!(partition = p, "{TXN_TOPIC} partition missing");
-                return Err(NotPersisted);
-            };
-            let batch = oxbow_wire::batch::build_batch(0, now, &records);
-            let opts = AppendOptions {
-                now_ms: now,
-                leader_epoch: 0,
-                log_append_time: false,
-            };
-            match log.append(batch, &opts) {
-                Ok(a) => waits.push((log, a.last_offset)),
-                Err(e) => {
-                    tracing::error!(partition = p, error = %e, "cannot persist transaction state");
-                    return Err(NotPersisted);
-                }
-            }
+        match internal_topics::append(broker, TXN_TOPIC, by_partition, None) {
+            (waits, None) => Ok(waits),
+            (_, Some(_)) => Err(NotPersisted),
         }
-        Ok(waits)
     }
 
     /// Runs the coordinator's timers (transaction timeouts, id expiry) until the process ends.
@@ -247,11 +212,9 @@ impl Transactions {
 }
 
 async fn wait_durable(waits: Result<Waits, NotPersisted>) -> Result<(), NotPersisted> {
-    for (log, offset) in waits? {
-        if let Err(e) = log.wait_visible(offset).await {
-            tracing::error!(error = %e, "transaction state did not become durable");
-            return Err(NotPersisted);
-        }
+    if internal_topics::wait_durable(waits?).await {
+        Ok(())
+    } else {
+        Err(NotPersisted)
     }
-    Ok(())
 }
