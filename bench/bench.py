@@ -749,7 +749,9 @@ def rows():
     r.append(("Peak RSS (MiB)", sget("peak_rss_kb", 1 / 1024), "low", None))
     r.append(("Start to first successful produce (s)", sget("start_to_first_produce_s"), "low",
               0.05))
-    return r
+    # Only the workloads this run measured (WORKLOADS), plus the whole-session figures.
+    return [row for row in r
+            if not re.match(r"W\d", row[0]) or row[0].split()[0] in WORKLOADS]
 
 
 def verdict(ratio, better, target):

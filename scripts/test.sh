@@ -172,6 +172,7 @@ export OXBOW_BIN="$ROOT/target/debug/oxbow"
 
 step "cargo test --workspace (unit, property, crash, librdkafka, raw protocol)" \
   cargo test --workspace -j "$JOBS"
+step "upstream suites: rdkafka crate and librdkafka transactional tests" bash compat-tests/upstream/run.sh
 step "python clients (confluent-kafka, kafka-python)" \
   "$PYTHON" -m pytest -q -p no:cacheprovider compat-tests/python
 step "franz-go (go test)" \

@@ -440,6 +440,15 @@ fn transactions_v2_bump_the_epoch_at_every_end() {
         h.verify("t", pid, e0, &[("a", 0)], true),
         code(ResponseError::ProducerFenced)
     );
+    // An abort with nothing added after a commit (the records never reached a partition) ends
+    // an empty transaction: new epoch, no markers.
+    let (e, e2) = h.end(5, "t", pid, e1, false);
+    assert_eq!((e, e2), (0, e1 + 1));
+    assert!(h.markers.is_empty());
+    assert_eq!(h.state("t"), TxnState::CompleteAbort);
+    // V2 commit with nothing added is refused.
+    assert_eq!(h.end(5, "t", pid, e2, true).0, code(ResponseError::InvalidTxnState));
+    let e1 = e2;
     // Next transaction with the new epoch.
     assert_eq!(h.verify("t", pid, e1, &[("b", 0)], true), 0);
     assert_eq!(h.c.get("t").unwrap().client_txn_version, 2);

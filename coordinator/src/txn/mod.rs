@@ -30,7 +30,7 @@
 //! | Ongoing | fence (answer CONCURRENT_TRANSACTIONS; the retry finds CompleteAbort) | add (record only if new partitions) | -> PrepareCommit / PrepareAbort (V2: epoch + 1), markers | in the txn: ok; else V1 INVALID_TXN_STATE, V2 add | older than its timeout: fence |
 //! | PrepareCommit | CONCURRENT_TRANSACTIONS | CONCURRENT_TRANSACTIONS | commit: CONCURRENT_TRANSACTIONS; abort: INVALID_TXN_STATE | CONCURRENT_TRANSACTIONS | markers written: -> CompleteCommit |
 //! | PrepareAbort | CONCURRENT_TRANSACTIONS | CONCURRENT_TRANSACTIONS | abort: CONCURRENT_TRANSACTIONS; commit: INVALID_TXN_STATE | CONCURRENT_TRANSACTIONS | markers written: -> CompleteAbort |
-//! | CompleteCommit | epoch + 1 -> Empty | add -> Ongoing | commit (retry): ok; abort: INVALID_TXN_STATE | V1: INVALID_TXN_STATE; V2: add -> Ongoing | expire as Empty |
+//! | CompleteCommit | epoch + 1 -> Empty | add -> Ongoing | commit (retry): ok; abort: INVALID_TXN_STATE (V2 abort: epoch + 1 -> CompleteAbort, no markers) | V1: INVALID_TXN_STATE; V2: add -> Ongoing | expire as Empty |
 //! | CompleteAbort | epoch + 1 -> Empty | add -> Ongoing | abort (retry): ok; commit: INVALID_TXN_STATE | V1: INVALID_TXN_STATE; V2: add -> Ongoing | expire as Empty |
 //!
 //! PrepareEpochFence and Dead exist only for their names: a fence is written as PrepareAbort
@@ -870,7 +870,10 @@ impl TransactionCoordinator {
                     return answer(ResponseError::InvalidTxnState, None);
                 }
             }
-            TxnState::Empty if v2 && !req.committed && !retry_epoch => {}
+            // V2: an abort with nothing added (the records never reached a partition) ends an
+            // empty transaction, as Kafka 4.x does: epoch + 1, CompleteAbort, no markers.
+            TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+                if v2 && !req.committed && !retry_epoch => {}
             _ => return answer(ResponseError::InvalidTxnState, None),
         }
         let state = m.state;
