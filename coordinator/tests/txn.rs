@@ -447,7 +447,10 @@ fn transactions_v2_bump_the_epoch_at_every_end() {
     assert!(h.markers.is_empty());
     assert_eq!(h.state("t"), TxnState::CompleteAbort);
     // V2 commit with nothing added is refused.
-    assert_eq!(h.end(5, "t", pid, e2, true).0, code(ResponseError::InvalidTxnState));
+    assert_eq!(
+        h.end(5, "t", pid, e2, true).0,
+        code(ResponseError::InvalidTxnState)
+    );
     let e1 = e2;
     // Next transaction with the new epoch.
     assert_eq!(h.verify("t", pid, e1, &[("b", 0)], true), 0);
