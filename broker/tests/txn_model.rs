@@ -425,10 +425,10 @@ impl World {
     /// End everything, then every committed and plain record is visible, and nothing else.
     fn finish(&mut self) {
         for round in 0..3 {
-            for t in 0..TIDS.len() {
+            for (t, tid) in TIDS.iter().enumerate() {
                 if self
                     .coordinator
-                    .get(TIDS[t])
+                    .get(tid)
                     .is_some_and(|m| m.state == TxnState::Ongoing)
                 {
                     self.apply(Op::End(t, round % 2 == 0, false));
