@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use oxbow_storage::{AppendOptions, PartitionLog, StorageError};
 
 use crate::broker::Broker;
@@ -118,22 +118,55 @@ pub fn read_log(
     log: &dyn PartitionLog,
     mut f: impl FnMut(LoadItem<'_>) -> bool,
 ) -> anyhow::Result<usize> {
+    let tp = log.topic_partition().clone();
     let mut offset = log.log_start_offset();
     let end = log.high_watermark();
     let mut count = 0;
     while offset < end {
         let read = log.read(offset, LOAD_READ_BYTES)?;
-        if read.records.is_empty() {
-            break;
-        }
-        let mut buf = read.records.clone();
-        let sets = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut buf)?;
-        for set in sets {
-            for rec in set.records {
-                if rec.offset < offset {
+        let before = offset;
+        // Batch by batch, so that one damaged batch costs only its own records: a coordinator
+        // that cannot read a batch skips it (and says which), as recovery drops a torn tail,
+        // instead of keeping the broker from starting.
+        let mut rest = read.records.clone();
+        while !rest.is_empty() {
+            let header = match oxbow_wire::batch::validate_batch(&rest) {
+                Ok(h) => h,
+                Err(e) => {
+                    // The batch's length or CRC is wrong; if its header still says how long it
+                    // is, step over it, else nothing after it in this read can be found.
+                    let skip = oxbow_wire::batch::BatchHeader::parse(&rest)
+                        .ok()
+                        .filter(|h| h.total_len() <= rest.len() && h.last_offset() >= offset);
+                    tracing::error!(
+                        partition = %tp,
+                        offset,
+                        error = %e,
+                        "skipping a damaged batch of an internal topic"
+                    );
+                    match skip {
+                        Some(h) => {
+                            offset = h.last_offset() + 1;
+                            rest.advance(h.total_len());
+                            continue;
+                        }
+                        None => break,
+                    }
+                }
+            };
+            let mut batch = rest.split_to(header.total_len());
+            offset = offset.max(header.last_offset() + 1);
+            let decoded = match kafka_protocol::records::RecordBatchDecoder::decode(&mut batch) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(partition = %tp, offset = header.base_offset, error = %e, "skipping an undecodable batch of an internal topic");
                     continue;
                 }
-                offset = rec.offset + 1;
+            };
+            for rec in decoded.records {
+                if rec.offset < before {
+                    continue;
+                }
                 let item = if rec.control {
                     // Control record key: version int16, type int16 (0 abort, 1 commit).
                     match rec.key.as_deref() {
@@ -158,9 +191,11 @@ pub fn read_log(
                 }
             }
         }
-        // Batches carry their last offset; move past empty tails too.
-        for (_, h) in oxbow_wire::batch::BatchIter::new(&read.records) {
-            offset = offset.max(h.last_offset() + 1);
+        if offset == before {
+            // Nothing readable at this offset (a header too damaged to step over): the rest of
+            // the partition cannot be located from here.
+            tracing::error!(partition = %tp, offset, end, "cannot read past a damaged batch; the rest of this internal partition is not loaded");
+            break;
         }
     }
     Ok(count)

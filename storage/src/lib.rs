@@ -296,6 +296,11 @@ pub enum StorageError {
     UnknownPartition(TopicPartition),
     #[error("partition {0} already exists")]
     PartitionExists(TopicPartition),
+    #[error(
+        "log dir {} is locked by another process (another broker using the same log.dirs?)",
+        .0.display()
+    )]
+    DirLocked(PathBuf),
     #[error("no log dir configured")]
     NoLogDirs,
     #[error("partition {0} is offline: {1}")]
