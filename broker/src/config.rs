@@ -110,6 +110,9 @@ pub const BROKER_DEFAULTS: &[(&str, Option<&str>)] = &[
     ("producer.id.expiration.ms", Some("86400000")),
     ("max.connections", Some("2147483647")),
     ("queued.max.requests", Some("500")),
+    ("queued.max.request.bytes", Some("-1")),
+    ("connections.max.idle.ms", Some("600000")),
+    ("oxbow.request.read.timeout.ms", Some("30000")),
     ("oxbow.durability", Some("fsync")),
     ("oxbow.max.inflight.requests.per.connection", Some("64")),
 ];
@@ -466,6 +469,10 @@ pub enum DurabilityMode {
     },
 }
 
+/// The bound on request bytes queued broker-wide when `queued.max.request.bytes` is Kafka's
+/// default -1 (unbounded): 1 GiB.
+pub const DEFAULT_QUEUED_REQUEST_BYTES: usize = 1 << 30;
+
 /// The typed configuration, parsed once at start-up.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -493,6 +500,14 @@ pub struct BrokerConfig {
     pub durability: DurabilityMode,
     pub max_inflight_per_connection: usize,
     pub max_connections: usize,
+    /// `queued.max.request.bytes`: request bytes read but not yet handled, broker-wide (Kafka's
+    /// -1, unbounded, becomes [`DEFAULT_QUEUED_REQUEST_BYTES`] here: memory is always bounded).
+    pub queued_max_request_bytes: usize,
+    /// `connections.max.idle.ms`: a connection that sends nothing for this long is closed.
+    pub connections_max_idle_ms: u64,
+    /// `oxbow.request.read.timeout.ms`: a request whose bytes stop arriving mid-frame for this
+    /// long is abandoned and its connection closed.
+    pub request_read_timeout_ms: u64,
 }
 
 fn parse_num<T: std::str::FromStr>(map: &ConfigMap, key: &str) -> Result<T, ConfigError> {
@@ -789,6 +804,14 @@ impl BrokerConfig {
             )?
             .clamp(1, 1024),
             max_connections: parse_num::<i64>(&map, "max.connections")?.clamp(1, 1 << 20) as usize,
+            queued_max_request_bytes: match parse_num::<i64>(&map, "queued.max.request.bytes")? {
+                n if n <= 0 => DEFAULT_QUEUED_REQUEST_BYTES,
+                n => (n as usize).max(socket_request_max_bytes as usize),
+            },
+            connections_max_idle_ms: parse_num::<i64>(&map, "connections.max.idle.ms")?.max(1)
+                as u64,
+            request_read_timeout_ms: parse_num::<i64>(&map, "oxbow.request.read.timeout.ms")?.max(1)
+                as u64,
             map,
         };
         // Every topic-level default must be valid too, or topics would be created with bad values.

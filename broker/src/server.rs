@@ -6,6 +6,12 @@
 //! (`oxbow.max.inflight.requests.per.connection`) bounds the requests in flight per connection;
 //! when it is full the reader stops reading, which pushes back on the client through TCP.
 //!
+//! Slow and silent clients are bounded: a partial frame's buffer grows with the bytes that
+//! arrive (not the size its header declares), the bytes of frames being read count against the
+//! broker-wide `queued.max.request.bytes` (a reader waits for room), a request whose bytes stop
+//! arriving for `oxbow.request.read.timeout.ms` closes its connection, and a connection that
+//! sends nothing for `connections.max.idle.ms` is closed as Kafka closes idle connections.
+//!
 //! A frame that cannot be delimited (negative or larger than `socket.request.max.bytes`), a
 //! header or body that cannot be decoded, or an unknown API or version closes that connection
 //! only; nothing a client sends can stop the broker serving others.
@@ -93,6 +99,9 @@ pub async fn bind(broker: &Broker) -> anyhow::Result<Vec<Bound>> {
 /// it had in flight. `done` is dropped by each connection task when it ends.
 pub async fn serve(broker: Arc<Broker>, bound: Vec<Bound>, shutdown: watch::Receiver<bool>) {
     let limit = Arc::new(Semaphore::new(broker.config.max_connections));
+    let queued = Arc::new(Semaphore::new(
+        broker.config.queued_max_request_bytes.div_ceil(BUDGET_UNIT),
+    ));
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let mut accept_tasks = Vec::new();
     for b in bound {
@@ -100,6 +109,7 @@ pub async fn serve(broker: Arc<Broker>, bound: Vec<Bound>, shutdown: watch::Rece
             let broker = broker.clone();
             let name = b.name.clone();
             let limit = limit.clone();
+            let queued = queued.clone();
             let done = done_tx.clone();
             let mut shutdown = shutdown.clone();
             accept_tasks.push(tokio::spawn(async move {
@@ -124,8 +134,11 @@ pub async fn serve(broker: Arc<Broker>, bound: Vec<Bound>, shutdown: watch::Rece
                     let name = name.clone();
                     let done = done.clone();
                     let shutdown = shutdown.clone();
+                    let queued = queued.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = connection(broker, stream, name, peer, shutdown).await {
+                        if let Err(e) =
+                            connection(broker, stream, name, peer, shutdown, queued).await
+                        {
                             tracing::debug!(%peer, error = %e, "connection closed");
                         }
                         drop(permit);
@@ -142,6 +155,17 @@ pub async fn serve(broker: Arc<Broker>, bound: Vec<Bound>, shutdown: watch::Rece
     // Every connection holds a sender; recv returns None once all have finished.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(30), done_rx.recv()).await;
 }
+
+/// The broker-wide budget of request bytes (`queued.max.request.bytes`) counts in these units,
+/// so a frame's share fits a semaphore's `u32` permit count.
+const BUDGET_UNIT: usize = 1024;
+
+/// A partial frame gets at most this much buffer up front; beyond it the buffer grows with the
+/// bytes that arrive (doubling), so a client that declares a 100 MiB frame and stalls costs
+/// about 2 MiB, not 100 MiB. Requests up to this size (clients cap theirs at about 1 MiB by
+/// default: Java's `max.request.size`, librdkafka's `message.max.bytes`) are still read into
+/// one allocation without copies.
+const INITIAL_FRAME_RESERVE: usize = 2 << 20;
 
 /// Ready responses are coalesced into one socket write up to about this many bytes.
 const WRITE_COALESCE_MAX_BYTES: usize = 1 << 20;
@@ -252,6 +276,8 @@ enum ConnError {
     Handler(#[from] handlers::HandlerError),
     #[error("{0:?} v{1} is not supported")]
     Unsupported(ApiKey, i16),
+    #[error("no bytes of the current request for {0:?}")]
+    Stalled(std::time::Duration),
 }
 
 async fn connection(
@@ -260,8 +286,12 @@ async fn connection(
     listener: Arc<str>,
     peer: SocketAddr,
     mut shutdown: watch::Receiver<bool>,
+    queued: Arc<Semaphore>,
 ) -> Result<(), ConnError> {
     let max_frame = broker.config.socket_request_max_bytes;
+    let idle = std::time::Duration::from_millis(broker.config.connections_max_idle_ms);
+    let stall = std::time::Duration::from_millis(broker.config.request_read_timeout_ms);
+    let budget_units = broker.config.queued_max_request_bytes.div_ceil(BUDGET_UNIT);
     let (mut rd, wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Pending>(broker.config.max_inflight_per_connection);
 
@@ -306,8 +336,11 @@ async fn connection(
 
     let result = async {
         let mut buf = BytesMut::with_capacity(16 * 1024);
+        // The share of `queued.max.request.bytes` held by the frame being read.
+        let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
         loop {
             while let Some(frame) = frame::take_frame(&mut buf, max_frame)? {
+                held = None;
                 let req = decode_request(frame)?;
                 let api_key = req.api_key;
                 let api_version = req.api_version();
@@ -354,10 +387,34 @@ async fn connection(
                     return Ok(()); // writer failed: the socket is gone
                 }
             }
+            frame::check_frame(&buf, max_frame)?;
             let want = frame::bytes_wanted(&buf).min(max_frame + 4);
-            buf.reserve(want.max(4096));
+            if buf.len() >= 4 && held.is_none() {
+                // A frame has begun: take its declared size from the broker-wide budget before
+                // reading the rest, so the bytes of half-read requests stay bounded.
+                let units = (buf.len() + want).div_ceil(BUDGET_UNIT).min(budget_units) as u32;
+                held = tokio::select! {
+                    p = queued.clone().acquire_many_owned(units) => p.ok(),
+                    _ = shutdown.changed() => return Ok(()),
+                };
+            }
+            buf.reserve(want.min(buf.len().max(INITIAL_FRAME_RESERVE)).max(4096));
+            // Between requests a connection may idle up to `connections.max.idle.ms`; inside
+            // a request the next bytes must come within `oxbow.request.read.timeout.ms`.
+            let (limit, mid_request) = if buf.is_empty() {
+                (idle, false)
+            } else {
+                (stall, true)
+            };
             let n = tokio::select! {
-                r = rd.read_buf(&mut buf) => r?,
+                r = tokio::time::timeout(limit, rd.read_buf(&mut buf)) => match r {
+                    Ok(r) => r?,
+                    Err(_) if mid_request => return Err(ConnError::Stalled(limit)),
+                    Err(_) => {
+                        tracing::debug!(%peer, "closing a connection idle for connections.max.idle.ms");
+                        0
+                    }
+                },
                 _ = shutdown.changed() => 0,
             };
             if n == 0 {

@@ -80,3 +80,65 @@ def test_a_damaged_offsets_batch_does_not_keep_the_broker_from_starting(broker):
     assert committed[0].offset == 7, "an intact group's commit was lost"
     log = open(broker.stderr.name).read()
     assert "skipping a damaged batch of an internal topic" in log, log[-3000:]
+
+
+def vm_size_kb(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmSize:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmSize")
+
+
+def api_versions_request(correlation_id):
+    import struct
+    client = b"hardening"
+    body = struct.pack(">hhih", 18, 0, correlation_id, len(client)) + client
+    return struct.pack(">i", len(body)) + body
+
+
+def closed_within(sock, seconds):
+    """Whether the broker closes `sock` within `seconds` (reads until EOF or the deadline)."""
+    sock.settimeout(seconds)
+    try:
+        while sock.recv(65536):
+            pass
+        return True
+    except (TimeoutError, OSError) as e:
+        return not isinstance(e, TimeoutError)
+
+
+def test_stalled_partial_frames_cost_little_memory_and_time_out(broker_factory):
+    import socket
+    import struct
+    b = broker_factory("oxbow.request.read.timeout.ms=1500")
+    before = vm_size_kb(b.proc.pid)
+    socks = []
+    for _ in range(40):
+        s = socket.create_connection(("127.0.0.1", b.port))
+        # A header that declares a 100 MB request, then a few bytes of it, then silence.
+        s.sendall(struct.pack(">i", 100_000_000) + b"\0" * 100)
+        socks.append(s)
+    time.sleep(0.5)
+    grown_mb = (vm_size_kb(b.proc.pid) - before) / 1024
+    # Reserving what the headers declare would take 40 x 100 MB of address space.
+    assert grown_mb < 400, f"40 stalled 100 MB frames grew the broker by {grown_mb:.0f} MiB"
+    assert all(closed_within(s, 10) for s in socks), "a stalled request was not timed out"
+    # The broker still serves everyone else.
+    produce(b.bootstrap, "after-stall", 5)
+
+
+def test_idle_connections_are_closed_after_connections_max_idle_ms(broker_factory):
+    import socket
+    b = broker_factory("connections.max.idle.ms=1000")
+    idle = socket.create_connection(("127.0.0.1", b.port))
+    busy = socket.create_connection(("127.0.0.1", b.port))
+    busy.settimeout(5)
+    start = time.time()
+    for i in range(6):  # a request every 0.4 s keeps a connection open past the idle limit
+        busy.sendall(api_versions_request(i))
+        assert busy.recv(65536), "the busy connection was closed"
+        time.sleep(0.4)
+    assert closed_within(idle, 5), "an idle connection stayed open"
+    assert time.time() - start >= 1.0
+    busy.sendall(api_versions_request(99))
+    assert busy.recv(65536), "the busy connection was closed"
