@@ -266,14 +266,37 @@ impl Broker {
             return Ok(meta);
         }
         let cfg = self.log_config(&meta.configs);
+        // A creation that fails part-way (out of disk space, out of file descriptors) is rolled
+        // back whole: no partition directory and no open file of it outlives the error.
+        let rollback = |created: i32| {
+            for p in 0..created {
+                if let Err(e) = self.storage.delete_partition(&TopicPartition::new(name, p)) {
+                    tracing::warn!(topic = name, partition = p, error = %e, "rolling back a failed topic creation");
+                }
+            }
+        };
         for p in 0..partitions {
-            self.storage
+            if let Err(e) = self
+                .storage
                 .create_partition(&TopicPartition::new(name, p), cfg.clone())
-                .map_err(|e| ApiError::new(ResponseError::KafkaStorageError, e.to_string()))?;
+            {
+                rollback(p);
+                return Err(ApiError::new(
+                    ResponseError::KafkaStorageError,
+                    e.to_string(),
+                ));
+            }
         }
-        self.topics
+        if let Err(e) = self
+            .topics
             .update(|m| m.insert(name.to_string(), meta.clone()))
-            .map_err(|e| ApiError::new(ResponseError::KafkaStorageError, e.to_string()))?;
+        {
+            rollback(partitions);
+            return Err(ApiError::new(
+                ResponseError::KafkaStorageError,
+                e.to_string(),
+            ));
+        }
         tracing::info!(topic = name, partitions, "created topic");
         Ok(meta)
     }

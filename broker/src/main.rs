@@ -117,8 +117,30 @@ async fn release_freed_memory_periodically() {
     }
 }
 
+/// Raises the soft open-file limit to the hard one, as Kafka's start scripts expect the
+/// environment to: every segment keeps its files open, and a broker with thousands of
+/// partitions would otherwise fail to start at the default soft limit of 1024.
+fn raise_open_file_limit() {
+    match rustix::process::getrlimit(rustix::process::Resource::Nofile) {
+        limit if limit.current < limit.maximum => {
+            let raised = rustix::process::Rlimit {
+                current: limit.maximum,
+                maximum: limit.maximum,
+            };
+            match rustix::process::setrlimit(rustix::process::Resource::Nofile, raised) {
+                Ok(()) => {
+                    tracing::info!(from = ?limit.current, to = ?limit.maximum, "raised the open-file limit")
+                }
+                Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
+            }
+        }
+        _ => {}
+    }
+}
+
 async fn serve(cfg: config::BrokerConfig) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
+    raise_open_file_limit();
     let durability = match cfg.durability {
         config::DurabilityMode::Fsync => oxbow_storage::Durability::Fsync,
         config::DurabilityMode::Relaxed {

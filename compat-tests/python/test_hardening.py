@@ -142,3 +142,72 @@ def test_idle_connections_are_closed_after_connections_max_idle_ms(broker_factor
     assert time.time() - start >= 1.0
     busy.sendall(api_versions_request(99))
     assert busy.recv(65536), "the busy connection was closed"
+
+
+def start_with_nofile(data_dir, soft, hard):
+    """The broker with RLIMIT_NOFILE (soft, hard); returns (process, bootstrap)."""
+    import re
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+    log = open(f"{data_dir}.stderr", "w")
+    proc = subprocess.Popen(
+        [oxbow_bin(), "serve", "--override", "listeners=PLAINTEXT://127.0.0.1:0",
+         "--override", f"log.dirs={data_dir}"],
+        stdout=subprocess.PIPE, stderr=log, text=True, preexec_fn=limit)
+    line = proc.stdout.readline()
+    m = re.match(r"oxbow ready PLAINTEXT://127\.0\.0\.1:(\d+)", line)
+    if not m:
+        proc.kill()
+        raise AssertionError(f"broker did not start: {line!r} {open(log.name).read()[-2000:]}")
+    return proc, f"127.0.0.1:{m.group(1)}"
+
+
+def test_the_soft_open_file_limit_is_raised_to_the_hard_one(tmp_path):
+    proc, bootstrap = start_with_nofile(tmp_path / "d", 256, 8192)
+    try:
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        # Three files per partition: far more than a soft limit of 256 allows.
+        admin.create_topics([NewTopic("wide", 400, 1)])["wide"].result(60)
+        produce(bootstrap, "wide", 20)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_failed_topic_creation_is_rolled_back_whole(tmp_path):
+    data = tmp_path / "d"
+    # The internal topics take about 300 descriptors; 400 more partitions need about 1200.
+    proc, bootstrap = start_with_nofile(data, 700, 700)
+    try:
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        try:
+            admin.create_topics([NewTopic("too-wide", 400, 1)])["too-wide"].result(60)
+            raise AssertionError("400 partitions were created under a 700-descriptor limit")
+        except Exception as e:  # KafkaException(KAFKA_STORAGE_ERROR)
+            assert "too-wide" not in str(admin.list_topics(timeout=10).topics), e
+        left = [p for p in os.listdir(data) if p.startswith("too-wide-")]
+        assert left == [], f"partition directories left behind: {left[:5]}"
+        # The descriptors were given back: a small topic still works.
+        admin.create_topics([NewTopic("small", 2, 1)])["small"].result(30)
+        produce(bootstrap, "small", 10)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_an_excessively_large_create_topics_is_a_policy_violation(broker):
+    from confluent_kafka import KafkaError
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    futures = admin.create_topics([NewTopic("huge-a", 6000, 1), NewTopic("huge-b", 6000, 1)])
+    for name, f in futures.items():
+        try:
+            f.result(30)
+            raise AssertionError(f"{name} was created")
+        except Exception as e:
+            err = e.args[0]
+            assert err.code() == KafkaError.POLICY_VIOLATION, err
+            assert "Excessively large number of partitions per request" in err.str()
+    assert not [p for p in os.listdir(broker.data_dir) if p.startswith("huge-")]

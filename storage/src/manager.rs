@@ -419,8 +419,8 @@ impl Storage for LogManager {
             return Err(StorageError::PartitionExists(tp.clone()));
         }
         std::fs::create_dir(&path)?;
-        let log = UnifiedLog::create(OpenParams {
-            dir: path,
+        let created = UnifiedLog::create(OpenParams {
+            dir: path.clone(),
             tp: tp.clone(),
             config,
             clean: true,
@@ -428,8 +428,17 @@ impl Storage for LogManager {
             log_start_offset: None,
             shared: self.shared.clone(),
             log_dir: log_dir.clone(),
-        })?;
-        checkpoint::sync_dir(&log_dir.path)?;
+        })
+        .and_then(|log| Ok((log, checkpoint::sync_dir(&log_dir.path)?)));
+        let log = match created {
+            Ok((log, ())) => log,
+            Err(e) => {
+                // Out of descriptors or space half-way: leave no directory behind, or the next
+                // start-up would find a partition that no topic owns.
+                let _ = std::fs::remove_dir_all(&path);
+                return Err(e);
+            }
+        };
         self.logs
             .write()
             .unwrap()

@@ -219,6 +219,9 @@ fn failure(t: &CreatableTopic, e: ApiError) -> CreatableTopicResult {
         .with_configs(Some(Vec::new()))
 }
 
+/// Kafka's `MAX_PARTITIONS_PER_BATCH`: the partitions one CreateTopics request may create.
+const MAX_PARTITIONS_PER_REQUEST: i64 = 10_000;
+
 impl Handler for CreateTopics {
     type Request = CreateTopicsRequest;
     type Response = CreateTopicsResponse;
@@ -233,6 +236,18 @@ impl Handler for CreateTopics {
         for t in &req.topics {
             *counts.entry(t.name.0.as_str()).or_default() += 1;
         }
+        // Kafka's controller refuses a request that would create more than this many partitions
+        // in all, every topic of it with POLICY_VIOLATION, before creating anything.
+        let total: i64 = req
+            .topics
+            .iter()
+            .map(|t| match (t.assignments.len(), t.num_partitions) {
+                (0, -1) => i64::from(broker.config.num_partitions),
+                (0, n) => i64::from(n.max(0)),
+                (n, _) => n as i64,
+            })
+            .sum();
+        let too_many = total > MAX_PARTITIONS_PER_REQUEST;
         // One result per distinct name, at the name's first position.
         let mut answered = HashSet::new();
         let mut topics = Vec::new();
@@ -241,7 +256,15 @@ impl Handler for CreateTopics {
             if !answered.insert(name) {
                 continue;
             }
-            let result = if counts[name] > 1 {
+            let result = if too_many {
+                failure(
+                    t,
+                    ApiError::new(
+                        ResponseError::PolicyViolation,
+                        "Excessively large number of partitions per request.",
+                    ),
+                )
+            } else if counts[name] > 1 {
                 failure(
                     t,
                     ApiError::new(ResponseError::InvalidRequest, "Duplicate topic name."),
