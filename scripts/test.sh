@@ -3,7 +3,8 @@
 #   formatting and lints, the workspace's unit/property/crash tests, the librdkafka tests
 #   (the rdkafka crate compiles librdkafka from source), the Python clients (confluent-kafka,
 #   kafka-python), franz-go (Go modules) and the Java clients with AdminClient and
-#   kafka-transactions.sh (Maven, kafka-clients 4.4 and 3.9).
+#   kafka-transactions.sh (Maven, kafka-clients 4.4 and 3.9), and the client compatibility matrix
+#   (compat-tests/MATRIX.md: kcat, librdkafka, Java 2.8-4.4, Go, Python and Node clients).
 # System packages are installed with apt-get only when something is missing. A missing or
 # broken tool fails the run with a clear message: nothing is ever skipped.
 set -euo pipefail
@@ -172,13 +173,14 @@ export OXBOW_BIN="$ROOT/target/debug/oxbow"
 
 step "cargo test --workspace (unit, property, crash, librdkafka, raw protocol)" \
   cargo test --workspace -j "$JOBS"
-step "upstream suites: rdkafka crate and librdkafka transactional tests" bash compat-tests/upstream/run.sh
+step "upstream suites: rdkafka crate tests and librdkafka test suite (quick mode)" bash compat-tests/upstream/run.sh
 step "python clients (confluent-kafka, kafka-python)" \
   "$PYTHON" -m pytest -q -p no:cacheprovider compat-tests/python
 step "franz-go (go test)" \
   bash -c 'cd compat-tests/go && go test -count=1 ./...'
 step "java clients 4.4 and 3.9, AdminClient, kafka-transactions.sh (mvn test, both modules)" java_clients
 step "kafka streams exactly_once_v2 (mvn test)" bash -c 'cd compat-tests/streams && mvn -B -ntp test'
+step "client compatibility matrix (compat-tests/matrix/run.sh)" bash compat-tests/matrix/run.sh
 
 summary
 printf '\nall test suites passed\n'

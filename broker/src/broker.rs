@@ -9,6 +9,11 @@ use kafka_protocol::ResponseError;
 use oxbow_storage::{LogConfig, PartitionLog, Storage, TopicPartition};
 use uuid::Uuid;
 
+use crate::admin_state::features::{FeaturesDoc, FEATURES_FILE};
+use crate::admin_state::quotas::{QuotasDoc, QUOTAS_FILE};
+use crate::admin_state::scram::{ScramDoc, SCRAM_FILE};
+use crate::admin_state::telemetry::Telemetry;
+use crate::admin_state::JsonDoc;
 use crate::config::{topic_key, validate_topic_value, BrokerConfig, TOPIC_KEYS};
 use crate::fetch_session::FetchSessions;
 use crate::producer_ids::{write_durably, ProducerIdManager};
@@ -58,6 +63,12 @@ pub struct Broker {
     pub groups: std::sync::OnceLock<crate::groups::Groups>,
     /// The transaction coordinator, set once `__transaction_state` is loaded (before listening).
     pub txns: std::sync::OnceLock<crate::txn::Transactions>,
+    /// Finalized features, client quotas and SCRAM credentials (`oxbow-*.json` in the first log
+    /// dir) and the telemetry clients push (in memory): see `admin_state`.
+    pub features: JsonDoc<FeaturesDoc>,
+    pub quotas: JsonDoc<QuotasDoc>,
+    pub scram: JsonDoc<ScramDoc>,
+    pub telemetry: Telemetry,
 }
 
 impl std::fmt::Debug for Broker {
@@ -110,6 +121,9 @@ impl Broker {
         let cluster_id = cluster_id_for(&meta_dir, config.cluster_id.as_deref(), config.node_id)?;
         let topics = TopicStore::open(&meta_dir)?;
         let producer_ids = ProducerIdManager::open(&meta_dir)?;
+        let features = JsonDoc::open(&meta_dir, FEATURES_FILE)?;
+        let quotas = JsonDoc::open(&meta_dir, QUOTAS_FILE)?;
+        let scram = JsonDoc::open(&meta_dir, SCRAM_FILE)?;
         let broker = Arc::new(Broker {
             cluster_id,
             storage,
@@ -120,6 +134,10 @@ impl Broker {
             admin_lock: std::sync::Mutex::new(()),
             groups: std::sync::OnceLock::new(),
             txns: std::sync::OnceLock::new(),
+            features,
+            quotas,
+            scram,
+            telemetry: Telemetry::default(),
             config,
         });
         // Bring storage in line with the topic metadata: open or create every partition and

@@ -875,8 +875,10 @@ pub fn validate_topic_value(key: &str, value: &str) -> Result<(), String> {
         }
     };
     match key {
+        // An empty list is valid (Kafka 4.x: no deletion and no compaction; what a SUBTRACT of
+        // the last policy leaves).
         "cleanup.policy" => {
-            for p in value.split(',').map(str::trim) {
+            for p in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
                 if p != "delete" && p != "compact" {
                     return Err(format!("{p:?} is not delete or compact"));
                 }

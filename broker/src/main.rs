@@ -7,6 +7,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use oxbow_storage::Storage;
 
+mod admin_state;
 mod broker;
 mod config;
 mod fetch_session;

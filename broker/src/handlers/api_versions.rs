@@ -1,37 +1,52 @@
-//! ApiVersions: the list of APIs and versions, generated from the handler table.
+//! ApiVersions: the list of APIs and versions, generated from the handler table, and the
+//! supported and finalized features (v3+) from `admin_state::features`.
 
 use std::sync::Arc;
 
 use kafka_protocol::messages::api_versions_response::{FinalizedFeatureKey, SupportedFeatureKey};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
-use kafka_protocol::protocol::StrBytes;
 use oxbow_wire::registry::{api_versions_response, ApiSpec};
 
-use super::{specs, Handler, HandlerError, Reply, RequestCtx};
+use super::{specs, str_bytes, Handler, HandlerError, Reply, RequestCtx};
+use crate::admin_state::features::{supported, FeaturesDoc};
 use crate::broker::Broker;
 
 pub struct ApiVersions;
 
-/// Transactions V2 (KIP-890 part 2) is finalized at level 2, as on a new Kafka 4.x cluster: the
-/// Java 4.x client then bumps the epoch at every EndTxn and adds partitions through Produce.
-/// Clients that do not know the feature (librdkafka, Java before 4.0) use V1 on the same broker.
-pub const TRANSACTION_VERSION: i16 = 2;
-
-/// Epoch of the finalized features; they never change on a running broker.
-const FEATURES_EPOCH: i64 = 1;
-
 /// Adds the supported and finalized features (ApiVersions v3+; older versions drop them).
-pub fn with_features(resp: ApiVersionsResponse) -> ApiVersionsResponse {
-    let name = StrBytes::from_static_str("transaction.version");
-    resp.with_supported_features(vec![SupportedFeatureKey::default()
-        .with_name(name.clone())
-        .with_min_version(0)
-        .with_max_version(TRANSACTION_VERSION)])
-        .with_finalized_features_epoch(FEATURES_EPOCH)
-        .with_finalized_features(vec![FinalizedFeatureKey::default()
-            .with_name(name)
-            .with_min_version_level(TRANSACTION_VERSION)
-            .with_max_version_level(TRANSACTION_VERSION)])
+/// Transactions V2 (KIP-890 part 2) is finalized at level 2 on a new broker, as on a new Kafka
+/// 4.x cluster: the Java 4.x client then bumps the epoch at every EndTxn and adds partitions
+/// through Produce. Clients that do not know the feature (librdkafka, Java before 4.0) use V1 on
+/// the same broker. Below v4 a supported feature whose minimum is 0 is left out, as Kafka does
+/// (KAFKA-17492: older clients fail to parse a 0 minimum).
+pub fn with_features(
+    resp: ApiVersionsResponse,
+    features: &FeaturesDoc,
+    version: i16,
+) -> ApiVersionsResponse {
+    let supported = supported()
+        .into_iter()
+        .filter(|(_, min, _)| version >= 4 || *min > 0)
+        .map(|(name, min, max)| {
+            SupportedFeatureKey::default()
+                .with_name(str_bytes(name))
+                .with_min_version(min)
+                .with_max_version(max)
+        })
+        .collect();
+    let finalized = features
+        .finalized()
+        .into_iter()
+        .map(|(name, level)| {
+            FinalizedFeatureKey::default()
+                .with_name(str_bytes(name))
+                .with_min_version_level(level)
+                .with_max_version_level(level)
+        })
+        .collect();
+    resp.with_supported_features(supported)
+        .with_finalized_features_epoch(features.epoch)
+        .with_finalized_features(finalized)
 }
 
 impl Handler for ApiVersions {
@@ -40,14 +55,16 @@ impl Handler for ApiVersions {
     const SPEC: ApiSpec = ApiSpec::of::<ApiVersionsRequest>(ApiKey::ApiVersions);
 
     async fn handle(
-        _broker: &Arc<Broker>,
+        broker: &Arc<Broker>,
         ctx: &RequestCtx,
         _req: ApiVersionsRequest,
     ) -> Result<Reply<ApiVersionsResponse>, HandlerError> {
         // A version above ours never reaches here: the connection answers it as v0 (KIP-511).
         let resp = api_versions_response(&specs(), false);
         Ok(Reply::Now(if ctx.api_version >= 3 {
-            with_features(resp)
+            broker
+                .features
+                .read(|f| with_features(resp, f, ctx.api_version))
         } else {
             resp.with_finalized_features_epoch(-1)
         }))

@@ -292,8 +292,15 @@ fn describe_broker(
         ));
     }
     let map = &broker.config.map;
-    Ok(map
+    // Every key with a value, and the keys whose Kafka default is null (`advertised.listeners`
+    // when it is derived from `listeners`): Kafka lists those too, with a null value.
+    let keys: std::collections::BTreeSet<&str> = map
         .keys()
+        .map(String::as_str)
+        .chain(BROKER_DEFAULTS.iter().map(|(k, _)| *k))
+        .collect();
+    Ok(keys
+        .into_iter()
         .filter(|k| wanted.includes(k))
         .map(|k| {
             let sensitive = is_sensitive(k);
@@ -314,7 +321,7 @@ fn describe_broker(
                 }
             }
             DescribeConfigsResourceResult::default()
-                .with_name(str_bytes(k.as_str()))
+                .with_name(str_bytes(k))
                 .with_value(value.map(str_bytes))
                 .with_read_only(true)
                 .with_config_source(source)

@@ -1,5 +1,5 @@
-//! FindCoordinator: this node coordinates every group (key type 0) and every transactional id
-//! (key type 1). v4+ batches keys.
+//! FindCoordinator: this node coordinates every group (key type 0, the empty group id too, as in
+//! Kafka) and every transactional id (key type 1, not empty). v4+ batches keys.
 
 use std::sync::Arc;
 
@@ -31,9 +31,8 @@ impl Handler for FindCoordinator {
         let node = BrokerId(broker.config.node_id);
         let answer = |key: &str| -> (ResponseError, Option<String>) {
             match req.key_type {
-                KEY_TYPE_GROUP if key.is_empty() => {
-                    return (ResponseError::InvalidRequest, Some("Empty group id".into()));
-                }
+                // An empty group id is answered like any other (Kafka 4.4 does; the group APIs
+                // then refuse it with INVALID_GROUP_ID).
                 KEY_TYPE_TRANSACTION if key.is_empty() => {
                     return (
                         ResponseError::InvalidRequest,

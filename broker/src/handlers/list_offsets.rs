@@ -11,7 +11,7 @@ use kafka_protocol::ResponseError;
 use oxbow_storage::PartitionLog;
 use oxbow_wire::registry::ApiSpec;
 
-use super::{Handler, HandlerError, Reply, RequestCtx};
+use super::{since, Handler, HandlerError, Reply, RequestCtx};
 use crate::broker::Broker;
 
 pub const LATEST: i64 = -1;
@@ -67,9 +67,7 @@ impl Handler for ListOffsets {
         req: ListOffsetsRequest,
     ) -> Result<Reply<ListOffsetsResponse>, HandlerError> {
         let read_committed = req.isolation_level == 1;
-        // The leader epoch exists from v4; setting it for older versions makes the response
-        // unencodable.
-        let with_epoch = ctx.api_version >= 4;
+        let v = ctx.api_version;
         let topics = req
             .topics
             .into_iter()
@@ -89,7 +87,12 @@ impl Handler for ListOffsets {
                             Ok((offset, ts)) => out
                                 .with_offset(offset)
                                 .with_timestamp(ts)
-                                .with_leader_epoch(if offset >= 0 && with_epoch { 0 } else { -1 }),
+                                // The leader epoch exists from v4 (default -1).
+                                .with_leader_epoch(if offset >= 0 {
+                                    since(v, 4, 0, -1)
+                                } else {
+                                    -1
+                                }),
                             Err(code) => out
                                 .with_error_code(code.code())
                                 .with_offset(-1)

@@ -1,5 +1,7 @@
 //! Metadata: brokers (the advertised address of the listener the client used) and topics,
-//! with auto-creation when `auto.create.topics.enable` is on and the client allows it.
+//! with auto-creation when `auto.create.topics.enable` is on and the client allows it. The request
+//! that creates a topic gets UNKNOWN_TOPIC_OR_PARTITION for it, without partitions, as from
+//! Kafka 4.x; the next one sees the topic.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -104,7 +106,17 @@ impl Handler for Metadata {
                                 BTreeMap::new(),
                                 false,
                             ) {
-                                Ok(meta) => topic_entry(broker, &meta),
+                                // Created, but not in this answer: Kafka 4.x (KRaft) answers
+                                // the Metadata that triggers a creation with
+                                // UNKNOWN_TOPIC_OR_PARTITION and no partitions (the creation
+                                // goes to the controller asynchronously), and clients ask again.
+                                // Answering the partitions at once would make a topic deleted a
+                                // moment ago by another client reappear to this one at once.
+                                Ok(_) => error_topic(
+                                    Some(name),
+                                    uuid::Uuid::nil(),
+                                    ResponseError::UnknownTopicOrPartition,
+                                ),
                                 // Raced with another creator: answer with what exists now.
                                 Err(e) if e.code == ResponseError::TopicAlreadyExists => broker
                                     .topics

@@ -11,6 +11,17 @@
 //! that finishes later (a produce waiting for fsync, a fetch long-polling for data). Later
 //! replies are awaited in order by the connection's writer, so responses still go out in request
 //! order while the next request is already being applied.
+//!
+//! Every advertised version must answer. `kafka-protocol` refuses to encode a response whose
+//! non-default field does not exist at the version being written (Kafka's non-ignorable fields),
+//! and a response that cannot be encoded closes the connection: ListOffsets v1-v3 once set the
+//! leader epoch, which exists from v4. So a handler sets a field that exists only from some
+//! version through [`since`] (`since(version, 4, epoch, -1)`), with the first version taken from
+//! the field's "Supported API versions" in `kafka-protocol`, or builds the version's own shape
+//! (`if version >= 8 { groups } else { topics }`). The proof is the version sweep
+//! (`compat-tests/tests/version_sweep.rs`): every API and version in ApiVersions, success and
+//! error paths, decoded at that version and compared with Kafka 4.4's answers; a new handler
+//! needs a request builder there or the sweep fails.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -25,8 +36,10 @@ use oxbow_wire::registry::ApiSpec;
 
 use crate::broker::Broker;
 
+pub mod admin;
 pub mod alter_configs;
 pub mod api_versions;
+pub mod cluster;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
@@ -53,7 +66,9 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod security;
 pub mod sync_group;
+pub mod telemetry;
 pub mod transactions;
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -215,6 +230,25 @@ pub static TABLE: &[Entry] = &[
     entry::<transactions::DescribeProducers>(),
     entry::<transactions::DescribeTransactions>(),
     entry::<transactions::ListTransactions>(),
+    entry::<admin::AlterPartitionReassignments>(),
+    entry::<admin::ElectLeaders>(),
+    entry::<admin::AlterReplicaLogDirs>(),
+    entry::<admin::DescribeClientQuotas>(),
+    entry::<admin::AlterClientQuotas>(),
+    entry::<admin::ListConfigResources>(),
+    entry::<cluster::DescribeQuorum>(),
+    entry::<cluster::UpdateFeatures>(),
+    entry::<security::CreateAcls>(),
+    entry::<security::DescribeAcls>(),
+    entry::<security::DeleteAcls>(),
+    entry::<security::DescribeUserScramCredentials>(),
+    entry::<security::AlterUserScramCredentials>(),
+    entry::<security::CreateDelegationToken>(),
+    entry::<security::RenewDelegationToken>(),
+    entry::<security::ExpireDelegationToken>(),
+    entry::<security::DescribeDelegationToken>(),
+    entry::<telemetry::GetTelemetrySubscriptions>(),
+    entry::<telemetry::PushTelemetry>(),
 ];
 
 /// Defines the handler of a group API: the request is applied by the group coordinator through
@@ -279,6 +313,17 @@ impl Entry {
     }
 }
 
+/// `value` when the response `version` has the field (it exists from version `first`), else
+/// `default` (the field's default in `kafka-protocol`, which encodes as "absent"). See the module
+/// doc: a field set in a version without it makes the whole response unencodable.
+pub fn since<T>(version: i16, first: i16, value: T, default: T) -> T {
+    if version >= first {
+        value
+    } else {
+        default
+    }
+}
+
 /// Milliseconds since the epoch (handlers take `now` from here, in one place).
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -292,8 +337,27 @@ pub fn str_bytes(s: impl Into<String>) -> kafka_protocol::protocol::StrBytes {
 }
 
 #[cfg(test)]
+mod cluster_apis_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn since_keeps_a_field_out_of_older_versions() {
+        use kafka_protocol::messages::list_offsets_response::ListOffsetsPartitionResponse;
+        let p = |v| ListOffsetsPartitionResponse::default().with_leader_epoch(since(v, 4, 7, -1));
+        let mut buf = BytesMut::new();
+        assert!(p(3).encode(&mut buf, 3).is_ok());
+        assert!(p(4).encode(&mut buf, 4).is_ok());
+        assert!(
+            ListOffsetsPartitionResponse::default()
+                .with_leader_epoch(7)
+                .encode(&mut buf, 3)
+                .is_err(),
+            "kafka-protocol refuses the field below v4"
+        );
+    }
 
     #[test]
     fn every_api_once_and_within_what_kafka_protocol_decodes() {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{
-    LeaderIdAndEpoch, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, PartitionProduceResponse, TopicProduceResponse,
 };
 use kafka_protocol::messages::{ApiKey, BrokerId, ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::ResponseError;
@@ -17,7 +17,7 @@ use oxbow_storage::{AppendOptions, PartitionLog, StorageError};
 use oxbow_wire::batch::{validate_all, BatchError, BatchHeader};
 use oxbow_wire::registry::ApiSpec;
 
-use super::{now_ms, str_bytes, Handler, HandlerError, Reply, RequestCtx};
+use super::{now_ms, since, str_bytes, Handler, HandlerError, Reply, RequestCtx};
 use crate::broker::Broker;
 use crate::txn::Transactions;
 use oxbow_coordinator::txn::Caller;
@@ -66,6 +66,31 @@ pub fn legacy_unsupported(body: &[u8], version: i16) -> Option<Bytes> {
 struct Appended {
     index: i32,
     result: Result<(oxbow_storage::AppendResult, Arc<dyn PartitionLog>), (ResponseError, String)>,
+    /// Per-record reasons of an INVALID_RECORD refusal (Produce v8+ `record_errors`): the
+    /// record's index in its batch and why.
+    record_errors: Vec<(i32, String)>,
+}
+
+/// Kafka's rule for compacted topics: every record needs a key (compaction keeps the last
+/// record per key). Returns the index in its batch of each keyless record, with Kafka's
+/// message; compressed batches are decompressed to look.
+fn keyless_records(records: &Bytes, tp: &str) -> Result<Vec<(i32, String)>, String> {
+    let mut buf = records.clone();
+    let batches = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut buf)
+        .map_err(|e| e.to_string())?;
+    Ok(batches
+        .iter()
+        .flat_map(|b| b.records.iter().enumerate())
+        .filter(|(_, r)| r.key.is_none())
+        .map(|(i, _)| {
+            (
+                i as i32,
+                format!(
+                    "Compacted topic cannot accept message without key in topic partition {tp}."
+                ),
+            )
+        })
+        .collect())
 }
 
 fn storage_error(e: StorageError) -> (ResponseError, String) {
@@ -241,6 +266,7 @@ impl Handler for Produce {
                 let fail = |code: ResponseError, msg: String| Appended {
                     index,
                     result: Err((code, msg)),
+                    record_errors: Vec::new(),
                 };
                 if !(-1..=1).contains(&acks) {
                     parts.push(fail(ResponseError::InvalidRequiredAcks, String::new()));
@@ -276,6 +302,33 @@ impl Handler for Produce {
                     parts.push(fail(code, msg));
                     continue;
                 }
+                let compacted = cfg("cleanup.policy")
+                    .split(',')
+                    .any(|p| p.trim() == "compact");
+                if compacted {
+                    let tp = format!("{}-{index}", meta.name);
+                    match keyless_records(&records, &tp) {
+                        Ok(errors) if errors.is_empty() => {}
+                        Ok(errors) => {
+                            let shown: Vec<&str> =
+                                errors.iter().take(3).map(|(_, m)| m.as_str()).collect();
+                            let msg = format!(
+                                "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]",
+                                errors.len(),
+                                shown.join(", ")
+                            );
+                            parts.push(Appended {
+                                record_errors: errors,
+                                ..fail(ResponseError::InvalidRecord, msg)
+                            });
+                            continue;
+                        }
+                        Err(e) => {
+                            parts.push(fail(ResponseError::CorruptMessage, e));
+                            continue;
+                        }
+                    }
+                }
                 if let Some((code, msg)) = refused.as_ref().filter(|_| is_transactional(&records)) {
                     parts.push(fail(*code, msg.clone()));
                     continue;
@@ -289,7 +342,11 @@ impl Handler for Produce {
                     .append(records, &opts)
                     .map(|a| (a, log))
                     .map_err(storage_error);
-                parts.push(Appended { index, result });
+                parts.push(Appended {
+                    index,
+                    result,
+                    record_errors: Vec::new(),
+                });
             }
             topics.push((t.name, t.topic_id, parts));
         }
@@ -310,6 +367,7 @@ impl Handler for Produce {
 
         let timeout = Duration::from_millis(req.timeout_ms.clamp(0, 300_000) as u64);
         let node = BrokerId(broker.config.node_id);
+        let version = ctx.api_version;
         Ok(Reply::Later(Box::pin(async move {
             let deadline = tokio::time::Instant::now() + timeout;
             let mut out = Vec::with_capacity(topics.len());
@@ -348,7 +406,20 @@ impl Handler for Produce {
                             .with_base_offset(-1)
                             .with_log_append_time_ms(-1)
                             .with_log_start_offset(-1)
-                            .with_error_message((!msg.is_empty()).then(|| str_bytes(msg))),
+                            .with_error_message((!msg.is_empty()).then(|| str_bytes(msg)))
+                            .with_record_errors(since(
+                                version,
+                                8,
+                                p.record_errors
+                                    .into_iter()
+                                    .map(|(i, m)| {
+                                        BatchIndexAndErrorMessage::default()
+                                            .with_batch_index(i)
+                                            .with_batch_index_error_message(Some(str_bytes(m)))
+                                    })
+                                    .collect(),
+                                Vec::new(),
+                            )),
                     };
                     responses.push(r);
                 }

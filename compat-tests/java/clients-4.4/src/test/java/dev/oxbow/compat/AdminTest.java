@@ -197,4 +197,52 @@ class AdminTest {
     assertEquals(String.valueOf(48L * 3600 * 1000), cfg.get("retention.ms").value());
     assertEquals(ConfigEntry.ConfigSource.STATIC_BROKER_CONFIG, cfg.get("retention.ms").source());
   }
+
+  /** Kafka 4.x accepts a SUBTRACT that removes the last cleanup policy: an empty list. */
+  @Test
+  void subtractLeavingCleanupPolicyEmptyIsAccepted() throws Exception {
+    admin.createTopics(List.of(new NewTopic("no-policy", 1, (short) 1)
+        .configs(Map.of("cleanup.policy", "delete")))).all().get();
+    ConfigResource res = new ConfigResource(ConfigResource.Type.TOPIC, "no-policy");
+    admin.incrementalAlterConfigs(Map.of(res, List.of(
+        new AlterConfigOp(new ConfigEntry("cleanup.policy", "delete"), AlterConfigOp.OpType.SUBTRACT)))).all().get();
+    ConfigEntry policy = admin.describeConfigs(List.of(res)).all().get().get(res).get("cleanup.policy");
+    assertEquals("", policy.value());
+    assertEquals(ConfigEntry.ConfigSource.DYNAMIC_TOPIC_CONFIG, policy.source());
+    // A value that is not a policy is still refused.
+    cause(InvalidConfigurationException.class, () -> admin.incrementalAlterConfigs(Map.of(res, List.of(
+        new AlterConfigOp(new ConfigEntry("cleanup.policy", "shred"), AlterConfigOp.OpType.APPEND)))).all().get());
+  }
+
+  /** advertised.listeners derived from listeners is listed like Kafka's: null, default source. */
+  @Test
+  void derivedAdvertisedListenersIsDescribed() throws Exception {
+    ConfigResource brokerRes = new ConfigResource(ConfigResource.Type.BROKER, "1");
+    Config cfg = admin.describeConfigs(List.of(brokerRes)).all().get().get(brokerRes);
+    ConfigEntry adv = cfg.get("advertised.listeners");
+    assertNotNull(adv, "advertised.listeners listed");
+    assertNull(adv.value());
+    assertEquals(ConfigEntry.ConfigSource.DEFAULT_CONFIG, adv.source());
+    assertEquals(ConfigEntry.ConfigSource.STATIC_BROKER_CONFIG, cfg.get("listeners").source());
+  }
+
+  /**
+   * The Metadata request that auto-creates a topic answers UNKNOWN_TOPIC_OR_PARTITION without
+   * partitions, as Kafka 4.x does (so partitionsFor is empty the first time); the topic exists
+   * afterwards and a later call sees its partition.
+   */
+  @Test
+  void autoCreationThroughMetadataAnswersTheTopicOnTheNextRequest() throws Exception {
+    Properties p = new Properties();
+    p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, broker.bootstrap);
+    p.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+    p.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+    p.put(ConsumerConfig.ALLOW_AUTO_CREATE_TOPICS_CONFIG, "true");
+    try (KafkaConsumer<String, String> consumer = new KafkaConsumer<>(p)) {
+      assertTrue(consumer.partitionsFor("auto-md", Duration.ofSeconds(10)).isEmpty(),
+          "the creating Metadata answers no partitions");
+      assertTrue(admin.listTopics().names().get().contains("auto-md"), "the topic was created");
+      assertEquals(1, consumer.partitionsFor("auto-md", Duration.ofSeconds(10)).size());
+    }
+  }
 }
