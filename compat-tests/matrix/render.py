@@ -92,6 +92,13 @@ def main(results_dir, expected_file, known_file, out_md):
     na = [(t, sid, cells[(s, sid)][2]) for s, t in runners for sid, _ in SCENARIOS if cells[(s, sid)][0] == "n/a"]
     if na:
         out += ["## Not applicable (—)", ""] + [f"- **{t} / {sid}**: {n}" for t, sid, n in na] + [""]
+    # The upstream suites (compat-tests/upstream, run earlier in the same CI run): their counts.
+    upstream = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "upstream", "RESULTS.md")
+    if os.path.exists(upstream):
+        rows = [l for l in open(upstream).read().splitlines() if l.startswith("|")]
+        out += ["## Upstream client suites", "",
+                "The clients' own integration tests against Oxbow (`compat-tests/upstream/RESULTS.md`, "
+                "exclusions and their reasons in `compat-tests/upstream/excluded.txt`):", ""] + rows + [""]
     out += ["Scenario details: `compat-tests/README.md` (section \"Compatibility matrix\"). Raw results: "
             "`target/matrix/results/*.jsonl`; broker logs: `target/matrix/brokers/`.", ""]
     with open(out_md, "w") as f:
