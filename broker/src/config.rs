@@ -113,6 +113,8 @@ pub const BROKER_DEFAULTS: &[(&str, Option<&str>)] = &[
     ("queued.max.request.bytes", Some("-1")),
     ("connections.max.idle.ms", Some("600000")),
     ("oxbow.request.read.timeout.ms", Some("30000")),
+    ("oxbow.scrub.interval.ms", Some("3600000")),
+    ("oxbow.scrub.bytes.per.sec", Some("8388608")),
     ("oxbow.durability", Some("fsync")),
     ("oxbow.max.inflight.requests.per.connection", Some("64")),
 ];
@@ -508,6 +510,10 @@ pub struct BrokerConfig {
     /// `oxbow.request.read.timeout.ms`: a request whose bytes stop arriving mid-frame for this
     /// long is abandoned and its connection closed.
     pub request_read_timeout_ms: u64,
+    /// `oxbow.scrub.interval.ms`: how often the scrubber CRC-checks cold segments (0: never).
+    pub scrub_interval_ms: u64,
+    /// `oxbow.scrub.bytes.per.sec`: the scrubber's read rate.
+    pub scrub_bytes_per_sec: u64,
 }
 
 fn parse_num<T: std::str::FromStr>(map: &ConfigMap, key: &str) -> Result<T, ConfigError> {
@@ -812,6 +818,8 @@ impl BrokerConfig {
                 as u64,
             request_read_timeout_ms: parse_num::<i64>(&map, "oxbow.request.read.timeout.ms")?.max(1)
                 as u64,
+            scrub_interval_ms: parse_num::<i64>(&map, "oxbow.scrub.interval.ms")?.max(0) as u64,
+            scrub_bytes_per_sec: parse_num::<i64>(&map, "oxbow.scrub.bytes.per.sec")?.max(1) as u64,
             map,
         };
         // Every topic-level default must be valid too, or topics would be created with bad values.

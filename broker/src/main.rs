@@ -157,6 +157,8 @@ async fn serve(cfg: config::BrokerConfig) -> anyhow::Result<()> {
         log_dirs: cfg.log_dirs.clone(),
         durability,
         retention_check_interval_ms: cfg.retention_check_interval_ms,
+        scrub_interval_ms: cfg.scrub_interval_ms,
+        scrub_bytes_per_sec: cfg.scrub_bytes_per_sec,
     })?;
     for damaged in report.damaged() {
         tracing::warn!(report = ?damaged, "recovery dropped data that was not intact");

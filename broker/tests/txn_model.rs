@@ -51,6 +51,8 @@ fn open(dir: &std::path::Path) -> Arc<LogManager> {
             flush_interval_ms: u64::MAX,
         },
         retention_check_interval_ms: 300_000,
+        scrub_interval_ms: 0,
+        scrub_bytes_per_sec: 8 << 20,
     })
     .unwrap();
     m

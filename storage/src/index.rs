@@ -151,6 +151,47 @@ impl OffsetIndex {
         Ok((self.base_offset + rel as i64, pos))
     }
 
+    /// Drops the entries at or past log position `pos` (the log was cut there).
+    pub(crate) fn truncate_to_position(&mut self, pos: u64) -> io::Result<()> {
+        let (mut lo, mut hi) = (0u64, self.entries);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if (self.entry(mid)?.1 as u64) < pos {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        if lo < self.entries {
+            self.file.set_len(lo * OFFSET_ENTRY_BYTES)?;
+            self.entries = lo;
+            self.last = if lo == 0 {
+                None
+            } else {
+                Some(self.entry(lo - 1)?)
+            };
+        }
+        Ok(())
+    }
+
+    /// The first entry at or after log position `pos`.
+    pub(crate) fn entry_from_position(&self, pos: u64) -> io::Result<Option<(i64, u32)>> {
+        let (mut lo, mut hi) = (0u64, self.entries);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if (self.entry(mid)?.1 as u64) < pos {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        if lo < self.entries {
+            self.entry(lo).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
     /// The entry with the largest offset <= `offset`, or (base offset, 0).
     pub(crate) fn lookup(&self, offset: i64) -> io::Result<(i64, u32)> {
         // Binary search for the number of entries with entry offset <= `offset`.
@@ -276,6 +317,29 @@ impl TimeIndex {
         ts.copy_from_slice(&e[..8]);
         let rel = u32::from_be_bytes([e[8], e[9], e[10], e[11]]);
         Ok((i64::from_be_bytes(ts), self.base_offset + rel as i64))
+    }
+
+    /// Drops the entries naming offsets at or past `offset` (the log was cut there).
+    pub(crate) fn truncate_to_offset(&mut self, offset: i64) -> io::Result<()> {
+        let (mut lo, mut hi) = (0u64, self.entries);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.entry(mid)?.1 < offset {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        if lo < self.entries {
+            self.file.set_len(lo * TIME_ENTRY_BYTES)?;
+            self.entries = lo;
+            self.last = if lo == 0 {
+                None
+            } else {
+                Some(self.entry(lo - 1)?)
+            };
+        }
+        Ok(())
     }
 
     /// The entry with the largest timestamp strictly below `ts`: no record before that entry's

@@ -12,14 +12,16 @@
 //!   recovers every partition at start-up, places new partitions, deletes partitions
 //!   crash-safely, runs the flusher (group commit: every partition appended to since the last
 //!   round is fsynced in the next one, several partitions from parallel threads so they share
-//!   journal commits) and the retention thread, writes the per-dir checkpoints and the
-//!   clean-shutdown marker.
+//!   journal commits), the retention thread and the scrubber thread, writes the per-dir
+//!   checkpoints and the clean-shutdown marker.
 //! - `log.rs`: `UnifiedLog`, the [`PartitionLog`] implementation. Offsets, high watermark, last
 //!   stable offset, log start offset, idempotence, transaction markers, roll, read (read_committed
-//!   with the aborted list too), timestamp lookup, retention and DeleteRecords for one
-//!   partition, plus its recovery at open. Its `LocalLog` is the mutex-protected state.
-//! - `segment.rs`: `LogSegment`, one `%020d.log` file and its indexes; scanning (with or
-//!   without CRC checks) is here.
+//!   with the aborted list too; damaged batches quarantined), timestamp lookup, retention and
+//!   DeleteRecords for one partition, its scrubber pass, plus its recovery at open. Its
+//!   `LocalLog` is the mutex-protected state.
+//! - `segment.rs`: `LogSegment`, one `%020d.log` file and its indexes; scanning, the checked
+//!   walk to an offset, the validated read, quarantine (skips) and resynchronisation after
+//!   damage are here.
 //! - `index.rs`: `OffsetIndex` (`%020d.index`) and `TimeIndex` (`%020d.timeindex`).
 //! - `txn_index.rs`: `TxnIndex` (`%020d.txnindex`), the aborted transactions whose marker is in
 //!   a segment, in Kafka's layout, mirrored in memory for fetches.
@@ -31,8 +33,10 @@
 //! # Invariants
 //!
 //! - `log_start_offset <= high_watermark <= log_end_offset` for every partition, always.
-//! - Offsets are contiguous: each batch's base offset is the previous batch's last offset + 1,
-//!   across segments too; a segment file's name is the base offset of its first batch.
+//! - Offsets increase, and are contiguous except across damage: each batch's base offset is the
+//!   previous batch's last offset + 1, across segments too, unless a damaged batch between them
+//!   was quarantined (see below), which leaves a gap as compaction does. A segment file's name
+//!   is the base offset of its first batch (or of the first offset of a gap at its start).
 //! - In [`Durability::Fsync`] mode the high watermark only advances to offsets whose bytes were
 //!   fsynced (by the flusher), so nothing acknowledged or served can be lost by a power cut. In
 //!   [`Durability::Relaxed`] mode the high watermark equals the log end offset.
@@ -46,10 +50,24 @@
 //! - Indexes (transaction indexes included) and producer state are derived data: recovery can
 //!   rebuild them from the segment files alone (plus checkpoints, which only save work). The
 //!   `.log` files are the truth.
-//! - A batch enters a segment only whole and validated (by the broker on append, by CRC on
-//!   recovery of anything past the recovery point); recovery truncates at the first bad byte.
+//! - A batch enters a segment only whole and validated (by the broker on append), and leaves it
+//!   only validated: every batch a read returns was checked in the buffer it was read into
+//!   (length, magic, CRC-32C, offsets following on from the index entry or the batch before).
+//! - Damage is quarantined, never served and never fatal: a batch that fails those checks (on a
+//!   read, a recovery scan, a replay or the scrubber) is logged once with its file and
+//!   position, counted ([`Storage::damaged_batches`], [`PartitionRecovery::damaged_batches`])
+//!   and skipped: walks resume at the next position where a valid batch continues the offsets
+//!   (bounded by the segment's end offset, the offset index and the batches after it, since the
+//!   base offset is outside the CRC), leaving a gap. Only if nothing valid follows anywhere in
+//!   the log is the log cut there (log end offset, high watermark and last stable offset move
+//!   back to the damaged batch's offset). Recovery never drops an intact segment: later
+//!   segments are kept whatever is found before them. Skips live in memory; the damaged bytes
+//!   stay in their file and are found again after a restart. A read is never an error, never
+//!   an empty answer while valid data below the high watermark follows.
 //! - The recovery point of a partition is an offset below which every byte (log and index) has
-//!   been fsynced; only segments from the one containing it are rescanned after a crash.
+//!   been fsynced; only segments from the one containing it are rescanned (CRC-checked) after a
+//!   crash, only the active one after a clean shutdown. The rest is checked as it is read, and
+//!   by the scrubber (`StorageConfig::scrub_interval_ms`).
 //!
 //! # Deliberately not done
 //!
@@ -174,6 +192,12 @@ pub struct StorageConfig {
     pub durability: Durability,
     /// `log.retention.check.interval.ms`: period of the retention thread.
     pub retention_check_interval_ms: u64,
+    /// `oxbow.scrub.interval.ms`: period of the scrubber, which CRC-checks every segment but the
+    /// active one of every partition and quarantines damage before a consumer meets it (see
+    /// [`Storage::damaged_batches`]). 0 = off. Default 1 hour.
+    pub scrub_interval_ms: u64,
+    /// `oxbow.scrub.bytes.per.sec`: how fast the scrubber reads. Default 8 MiB/s.
+    pub scrub_bytes_per_sec: u64,
 }
 
 impl StorageConfig {
@@ -182,6 +206,8 @@ impl StorageConfig {
             log_dirs,
             durability: Durability::Fsync,
             retention_check_interval_ms: 300_000,
+            scrub_interval_ms: 3_600_000,
+            scrub_bytes_per_sec: 8 << 20,
         }
     }
 }
@@ -333,6 +359,12 @@ pub trait Storage: Send + Sync + 'static {
     fn data_events(&self) -> tokio::sync::watch::Receiver<u64>;
     /// Flush everything, write each dir's clean-shutdown marker. Called once on SIGTERM.
     fn shutdown(&self) -> Result<(), StorageError>;
+    /// Damaged batches found since start-up (by recovery, reads and the scrubber), each
+    /// quarantined: logged once with its file and position, never served, skipped (an offset
+    /// gap) or, at the very end of a log, cut off. For a metric.
+    fn damaged_batches(&self) -> u64 {
+        0
+    }
 }
 
 /// Future returned by [`PartitionLog::wait_visible`].

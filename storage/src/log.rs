@@ -46,7 +46,7 @@ use tokio::sync::watch;
 
 use crate::manager::{LogDir, PartitionRecovery, Shared};
 use crate::producer_state::{CompletedTxn, ProducerEntry, ProducerStateManager, SequenceCheck};
-use crate::segment::{LogSegment, OpenMode};
+use crate::segment::{Locate, LogSegment, OpenMode};
 use crate::txn_index::AbortedTxnEntry;
 use crate::{
     AbortedTxn, AppendOptions, AppendResult, Durability, Isolation, LogConfig, PartitionLog,
@@ -72,6 +72,8 @@ pub(crate) struct FlushTicket {
     dir: Option<PathBuf>,
     /// (active segment base, its max timestamp, offset of it) as of `log_end_offset`.
     active_max: (i64, i64, i64),
+    /// `LocalLog::cuts` when taken.
+    cuts: u64,
 }
 
 impl FlushTicket {
@@ -113,6 +115,9 @@ struct LocalLog {
     unstable_txns: Vec<(i64, i64)>,
     /// The active segment's `.txnindex` was written since the last flush.
     txn_index_dirty: bool,
+    /// Times a damaged tail was cut off the log while it ran: a flush ticket taken before a
+    /// cut covers bytes that are gone, so it must not move the recovery point or high watermark.
+    cuts: u64,
 }
 
 impl LocalLog {
@@ -216,6 +221,65 @@ pub(crate) struct OpenParams {
     pub log_dir: Arc<LogDir>,
 }
 
+/// Bookkeeping of recovery while it opens a partition's segments.
+struct OpenBook {
+    /// Segments walked batch by batch (their `next_offset` is where their data ends).
+    scanned: std::collections::BTreeSet<i64>,
+    /// Segments in which damage was found.
+    damaged: std::collections::BTreeSet<i64>,
+    /// Segments whose rebuilt files recovery must fsync.
+    to_sync: Vec<i64>,
+    /// Transaction indexes from this segment on are rebuilt by the replay.
+    rebuild_txn_from: i64,
+}
+
+impl OpenBook {
+    /// Opens one segment and records what that found in `report`.
+    fn open(
+        &mut self,
+        p: &OpenParams,
+        base: i64,
+        mode: OpenMode,
+        upper: i64,
+        last: bool,
+        report: &mut PartitionRecovery,
+    ) -> Result<LogSegment, StorageError> {
+        let (seg, out) = LogSegment::open(&p.dir, base, &p.config, mode, upper)?;
+        if out.scanned {
+            report.segments_scanned += 1;
+            self.scanned.insert(base);
+        }
+        if out.indexes_rebuilt {
+            report.indexes_rebuilt += 1;
+            if !p.clean || !last {
+                self.to_sync.push(base);
+            }
+        }
+        if let Some(why) = &out.txn_index_problem {
+            tracing::warn!(partition = %p.tp, segment = base, "damaged transaction index (rebuilt): {why}");
+            self.rebuild_txn_from = self.rebuild_txn_from.min(base);
+        }
+        report.truncated_bytes += out.truncated_bytes;
+        report.damaged_batches += out.damaged_batches;
+        report.gaps.extend(out.gaps);
+        if let Some(why) = out.problem {
+            tracing::warn!(
+                partition = %p.tp,
+                segment = base,
+                truncated_bytes = out.truncated_bytes,
+                damaged_batches = out.damaged_batches,
+                "recovery found damage: {why}"
+            );
+            self.damaged.insert(base);
+            report.problem.get_or_insert(why);
+            if out.truncated_bytes > 0 && last {
+                report.truncated_at_offset = Some(seg.next_offset);
+            }
+        }
+        Ok(seg)
+    }
+}
+
 impl UnifiedLog {
     /// Creates a new, empty partition in `dir` (which must exist and be empty).
     pub(crate) fn create(p: OpenParams) -> Result<Arc<Self>, StorageError> {
@@ -237,6 +301,7 @@ impl UnifiedLog {
             offline: None,
             unstable_txns: Vec::new(),
             txn_index_dirty: false,
+            cuts: 0,
         };
         Ok(Self::build(p.tp, state, 0, p.shared, p.log_dir))
     }
@@ -320,105 +385,119 @@ impl UnifiedLog {
             bases.push(base);
         }
         // Segments before the one holding the recovery point are trusted after a crash; after
-        // a clean shutdown all but the active one are.
+        // a clean shutdown all but the active one are. The scanned ones are CRC-checked (after
+        // a clean shutdown too: bit rot in the active segment is cut or skipped here, not
+        // served). Damage inside a segment is skipped (a gap in the offsets); only a damaged
+        // tail of the last segment is cut, and later segments are always kept.
         let first_scanned = if p.clean {
             bases.len() - 1
         } else {
             let rp = p.recovery_point.unwrap_or(0);
             bases.iter().rposition(|b| *b <= rp).unwrap_or(0)
         };
-        let mode = if p.clean {
-            OpenMode::Walk
-        } else {
-            OpenMode::Validate
-        };
         let mut segments: BTreeMap<i64, LogSegment> = BTreeMap::new();
-        let mut stop_at: Option<usize> = None;
-        let mut prev_trusted = false;
-        let mut to_sync = Vec::new();
-        for (i, &base) in bases.iter().enumerate() {
-            let seg_mode = if i < first_scanned {
-                OpenMode::Trusted
+        // Transaction indexes: after a crash, those of the rescanned segments are rebuilt by the
+        // replay below (their tail may never have reached the disk); the others, and all of them
+        // after a clean shutdown (fsynced at close), are read back, cut at the segment's end. A
+        // damaged one is rebuilt too, from its segment on.
+        let mut book = OpenBook {
+            scanned: Default::default(),
+            damaged: Default::default(),
+            to_sync: Vec::new(),
+            rebuild_txn_from: if p.clean {
+                i64::MAX
             } else {
-                mode
+                bases[first_scanned]
+            },
+        };
+        // Where the last segment ends, if known: a clean shutdown snapshots the producers at
+        // the log end offset (the file name is the offset; its contents do not matter here).
+        let clean_end = if p.clean {
+            list_snapshots(&dir)?
+                .into_keys()
+                .next_back()
+                .filter(|off| off > bases.last().expect("non-empty"))
+        } else {
+            None
+        };
+        for (i, &base) in bases.iter().enumerate() {
+            let (mode, upper) = if i < first_scanned {
+                (OpenMode::Trusted, bases[i + 1])
+            } else {
+                (
+                    OpenMode::Validate,
+                    bases.get(i + 1).copied().or(clean_end).unwrap_or(i64::MAX),
+                )
             };
-            let (seg, out) = LogSegment::open(&dir, base, &config, seg_mode)?;
-            if out.scanned {
-                report.segments_scanned += 1;
-            }
-            if out.indexes_rebuilt {
-                report.indexes_rebuilt += 1;
-                if !p.clean || i + 1 < bases.len() {
-                    to_sync.push(base);
-                }
-            }
-            if let Some(prev) = segments.values_mut().next_back() {
-                if prev_trusted {
-                    // A trusted segment ends where the next one starts.
-                    prev.next_offset = base;
-                } else if prev.next_offset != base {
-                    let why = format!(
-                        "segment {base} does not start at the previous end {}",
-                        prev.next_offset
-                    );
-                    tracing::warn!(partition = %p.tp, "{why}; dropping it and later segments");
-                    report.problem.get_or_insert(why);
-                    stop_at = Some(i);
-                    break;
-                }
-            }
-            prev_trusted = !out.scanned;
-            if let Some(why) = &out.txn_index_problem {
-                tracing::warn!(partition = %p.tp, segment = base, "dropped a damaged transaction index tail: {why}");
-            }
-            report.truncated_bytes += out.truncated_bytes;
-            let problem = out.problem.is_some();
-            if let Some(why) = out.problem {
-                tracing::warn!(
-                    partition = %p.tp,
-                    segment = base,
-                    truncated_bytes = out.truncated_bytes,
-                    "recovery truncated the log: {why}"
-                );
-                report.problem.get_or_insert(why);
-                report.truncated_at_offset = Some(seg.next_offset);
-            }
+            let last = i + 1 == bases.len();
+            let seg = book.open(&p, base, mode, upper, last, &mut report)?;
             segments.insert(base, seg);
-            if problem {
-                stop_at = Some(i + 1);
+        }
+        // A last segment left empty by damage (garbage, or a name its contents contradict)
+        // holds nothing: drop it, so the log ends where the intact data does. The segment
+        // before it, if trusted, is then walked for its exact end.
+        while segments.len() > 1 {
+            let (&base, seg) = segments.iter().next_back().expect("non-empty");
+            if seg.size_bytes > 0 || !book.damaged.contains(&base) {
                 break;
             }
-        }
-        if let Some(from) = stop_at {
-            for &base in &bases[from..] {
-                tracing::warn!(partition = %p.tp, segment = base, "deleting segment after a truncation point");
-                for name in crate::segment::segment_file_names(base) {
-                    let _ = std::fs::remove_file(dir.join(name));
-                }
-                report.deleted_segments.push(base);
+            tracing::warn!(partition = %p.tp, segment = base, "deleting a segment with nothing intact in it");
+            segments.remove(&base);
+            for name in crate::segment::segment_file_names(base) {
+                let _ = std::fs::remove_file(dir.join(name));
+            }
+            book.to_sync.retain(|b| *b != base);
+            report.deleted_segments.push(base);
+            let (&prev, _) = segments.iter().next_back().expect("non-empty");
+            if !book.scanned.contains(&prev) {
+                let seg = book.open(&p, prev, OpenMode::Validate, i64::MAX, true, &mut report)?;
+                segments.insert(prev, seg);
             }
         }
-        // The last segment is always scanned, so its `next_offset` is exact.
-        let leo = segments
+        let OpenBook {
+            scanned,
+            mut to_sync,
+            rebuild_txn_from,
+            ..
+        } = book;
+        // Every segment but the last ends where the next one starts (a trusted one by
+        // definition; a scanned one that ends short of it leaves a gap).
+        let ends: Vec<i64> = segments.keys().skip(1).copied().collect();
+        for (seg, end) in segments.values_mut().zip(ends) {
+            if scanned.contains(&seg.base_offset) && seg.next_offset < end {
+                tracing::warn!(partition = %p.tp, segment = seg.base_offset, "offsets {}..{end} lost to damage", seg.next_offset);
+                report.gaps.push((seg.next_offset, end));
+                report.damaged_batches += 1;
+                // Reads and the scrubber know this gap: no need to report it again.
+                seg.skips.insert(seg.size_bytes, (seg.size_bytes, end));
+                seg.damaged_tail = Some((seg.size_bytes, seg.next_offset));
+            }
+            seg.next_offset = end;
+        }
+        // An empty last segment after a damaged tail: the log ends where the damage starts.
+        while segments.len() > 1 {
+            let (&base, seg) = segments.iter().next_back().expect("non-empty");
+            let (&prev, prev_seg) = segments.iter().rev().nth(1).expect("two segments");
+            let (0, Some((at, due))) = (seg.size_bytes, prev_seg.damaged_tail) else {
+                break;
+            };
+            tracing::warn!(partition = %p.tp, segment = base, "deleting an empty segment after damage");
+            if let Some(empty) = segments.remove(&base) {
+                empty.delete_files()?;
+            }
+            report.deleted_segments.push(base);
+            let seg = segments.get_mut(&prev).expect("listed");
+            seg.skips.remove(&at);
+            seg.truncate_at(at, due)?;
+            to_sync.push(prev);
+        }
+        let scanned_leo = segments
             .values()
             .next_back()
             .expect("at least one segment")
             .next_offset;
         let first_base = *segments.keys().next().expect("at least one segment");
-        let log_start = p
-            .log_start_offset
-            .unwrap_or(first_base)
-            .max(first_base)
-            .min(leo);
-
-        // Transaction indexes: after a crash, those of the rescanned segments are rebuilt by the
-        // replay below (their tail may never have reached the disk); the others, and all of them
-        // after a clean shutdown (fsynced at close), are read back, cut at the segment's end.
-        let rebuild_txn_from = if p.clean {
-            i64::MAX
-        } else {
-            bases[first_scanned]
-        };
+        let rebuild_txn_from = rebuild_txn_from.max(first_base);
         for seg in segments.values_mut() {
             if seg.base_offset >= rebuild_txn_from {
                 seg.reset_txn_index()?;
@@ -429,12 +508,14 @@ impl UnifiedLog {
 
         // Producer state: newest valid snapshot at or below the log end (and, when transaction
         // indexes are rebuilt, at or below the first rebuilt segment, so the replay sees every
-        // marker in them with the transaction it ends), then replay the rest.
+        // marker in them with the transaction it ends), then replay the rest. Replayed batches
+        // are CRC-checked (a trusted segment is replayed when snapshots are missing); damage
+        // found is quarantined like a read would.
         let now_ms = crate::now_ms();
         let mut producers = ProducerStateManager::default();
         let mut replay_from = first_base;
         for (off, path) in list_snapshots(&dir)?.into_iter().rev() {
-            if off > leo {
+            if off > scanned_leo {
                 std::fs::remove_file(&path)?;
                 continue;
             }
@@ -458,21 +539,53 @@ impl UnifiedLog {
             }
         }
         let mut rebuilt_aborts: Vec<(i64, AbortedTxnEntry)> = Vec::new();
-        for seg in segments.values() {
+        let last_base = *segments.keys().next_back().expect("at least one segment");
+        for seg in segments.values_mut() {
             if seg.next_offset <= replay_from {
                 continue;
             }
-            let pos = match seg.find_batch(replay_from.max(seg.base_offset))? {
-                Some((pos, _)) => pos,
-                None => continue,
+            let (located, index_bad) = seg.locate(replay_from.max(seg.base_offset))?;
+            if index_bad {
+                seg.drop_index();
+            }
+            let (mut pos, mut expected) = match located {
+                Locate::NotHere => continue,
+                Locate::Found(pos, h) => (pos, h.base_offset),
+                Locate::Damaged { pos, expected, .. } => (pos, expected),
             };
-            for item in seg.headers_from(pos) {
-                let (pos, h) = item?;
+            loop {
+                let mut damage = Vec::new();
+                let next = seg.next_valid(pos, expected, &mut damage)?;
+                for (at, due, why) in damage {
+                    report.damaged_batches += 1;
+                    tracing::warn!(partition = %p.tp, segment = seg.base_offset, position = at, offset = due, "damaged batch skipped: {why}");
+                    report.problem.get_or_insert(format!(
+                        "damaged batch at position {at} of segment {} (offset {due}): {why}",
+                        seg.base_offset
+                    ));
+                    if seg.base_offset == last_base
+                        && seg
+                            .skips
+                            .get(&at)
+                            .is_some_and(|(to, _)| *to >= seg.size_bytes)
+                    {
+                        // Nothing valid after it in the last segment: the log ends there.
+                        seg.skips.remove(&at);
+                        report.truncated_bytes += seg.size_bytes - at;
+                        report.truncated_at_offset = Some(due);
+                        seg.truncate_at(at, due)?;
+                    }
+                }
+                let Some((at, h, bytes)) = next else {
+                    break;
+                };
+                pos = at + h.total_len() as u64;
+                expected = h.last_offset() + 1;
                 if h.base_offset < replay_from {
                     continue;
                 }
                 let marker = if h.is_control() && h.has_producer_id() {
-                    parse_txn_marker(&seg.read_batch(pos, h.total_len())?)
+                    parse_txn_marker(&bytes)
                 } else {
                     None
                 };
@@ -490,6 +603,17 @@ impl UnifiedLog {
                 seg.append_aborted(entry)?;
             }
         }
+        // The last segment is always scanned, so its `next_offset` is exact.
+        let leo = segments
+            .values()
+            .next_back()
+            .expect("at least one segment")
+            .next_offset;
+        let log_start = p
+            .log_start_offset
+            .unwrap_or(first_base)
+            .max(first_base)
+            .min(leo);
         producers.truncate_head(log_start);
         producers.expire(now_ms, config.producer_id_expiration_ms);
 
@@ -523,11 +647,18 @@ impl UnifiedLog {
             offline: None,
             unstable_txns: Vec::new(),
             txn_index_dirty: false,
+            cuts: 0,
         };
-        Ok((
-            Self::build(p.tp, state, log_start, p.shared, p.log_dir),
-            report,
-        ))
+        let log = Self::build(p.tp, state, log_start, p.shared, p.log_dir);
+        {
+            // Damage skipped in the active segment stays in its file: roll, so the segment is
+            // trusted after a clean restart instead of being reported again at every start.
+            let mut st = log.lock();
+            if !st.active().skips.is_empty() {
+                log.roll(&mut st)?;
+            }
+        }
+        Ok((log, report))
     }
 
     fn lock(&self) -> MutexGuard<'_, LocalLog> {
@@ -546,21 +677,165 @@ impl UnifiedLog {
     /// the lock held whenever one of them moves, so it is in step with the high watermark
     /// before `data_events` wakes fetches.
     fn update_lso(&self, st: &mut LocalLog) {
-        let hw = self.high_watermark();
-        st.unstable_txns.retain(|&(_, marker)| marker >= hw);
-        let lso = st
-            .unstable_txns
-            .iter()
-            .map(|&(first, _)| first)
-            .chain(st.producers.first_ongoing_offset())
-            .fold(hw, i64::min)
-            .max(self.log_start_offset());
+        let lso = self.compute_lso(st);
         let old = self.last_stable_offset.swap(lso, Ordering::SeqCst);
         debug_assert!(
             lso >= old,
             "{}: LSO moved back from {old} to {lso}",
             self.tp
         );
+    }
+
+    fn compute_lso(&self, st: &mut LocalLog) -> i64 {
+        let hw = self.high_watermark();
+        st.unstable_txns.retain(|&(_, marker)| marker >= hw);
+        st.unstable_txns
+            .iter()
+            .map(|&(first, _)| first)
+            .chain(st.producers.first_ongoing_offset())
+            .fold(hw, i64::min)
+            .max(self.log_start_offset())
+    }
+
+    /// Whole valid batches from the one holding `offset` (see `LogSegment::read`). A damaged
+    /// batch met on the way is quarantined and the read goes on after it, so the answer is
+    /// never an error, never a damaged batch and never empty while valid data below
+    /// `visible_end` follows.
+    fn read_valid(
+        &self,
+        st: &mut LocalLog,
+        offset: i64,
+        max_bytes: usize,
+        visible_end: i64,
+    ) -> Result<Bytes, StorageError> {
+        'retry: loop {
+            let mut base = st.floor_base(offset);
+            loop {
+                let seg = &st.segments[&base];
+                let (found, index_bad) = seg.locate(offset)?;
+                if index_bad {
+                    tracing::error!(partition = %self.tp, segment = base, "offset index does not match its log; walking the segment instead (rebuilt at the next start)");
+                    st.segments.get_mut(&base).expect("listed").drop_index();
+                    continue 'retry;
+                }
+                let (pos, expected, why) = match found {
+                    Locate::NotHere => match st.segments.range(base + 1..).next() {
+                        Some((&next, _)) => {
+                            base = next;
+                            continue;
+                        }
+                        None => return Ok(Bytes::new()),
+                    },
+                    Locate::Found(_, h) if h.last_offset() >= visible_end => {
+                        return Ok(Bytes::new())
+                    }
+                    Locate::Found(pos, h) => {
+                        match seg.read(pos, h.base_offset, max_bytes, visible_end)? {
+                            Ok(records) => return Ok(records),
+                            Err(why) => (pos, h.base_offset, why),
+                        }
+                    }
+                    Locate::Damaged { pos, expected, why } => (pos, expected, why),
+                };
+                self.quarantine(st, base, pos, expected, &why)?;
+                continue 'retry;
+            }
+        }
+    }
+
+    /// Quarantines the damaged batch at `pos` of segment `base` (offset `expected` was due
+    /// there): logged once, counted, and skipped by every later walk. If nothing valid follows
+    /// it in the last segment, the log is cut there instead.
+    fn quarantine(
+        &self,
+        st: &mut LocalLog,
+        base: i64,
+        pos: u64,
+        expected: i64,
+        why: &str,
+    ) -> Result<(), StorageError> {
+        let dir = st.dir.clone();
+        let seg = st.segments.get_mut(&base).expect("listed");
+        if seg.skips.contains_key(&pos) {
+            return Ok(());
+        }
+        let (followed, resume) = seg.quarantine(pos, expected)?;
+        self.shared.damaged_batches.fetch_add(1, Ordering::SeqCst);
+        tracing::error!(
+            partition = %self.tp,
+            file = %dir.join(crate::segment::log_file_name(base)).display(),
+            position = pos,
+            offset = expected,
+            "damaged batch quarantined (offsets {expected}..{resume} skipped): {why}"
+        );
+        // Nothing valid after it, here or in any later segment: the log ends there.
+        if !followed
+            && st
+                .segments
+                .range(base + 1..)
+                .all(|(_, s)| s.size_bytes == 0)
+        {
+            for b in st
+                .segments
+                .range(base + 1..)
+                .map(|(b, _)| *b)
+                .collect::<Vec<_>>()
+            {
+                if let Some(empty) = st.segments.remove(&b) {
+                    empty.delete_files()?;
+                }
+            }
+            let seg = st.segments.get_mut(&base).expect("listed");
+            seg.skips.remove(&pos);
+            self.cut(st, pos, expected)?;
+        }
+        Ok(())
+    }
+
+    /// Cuts the log at position `pos` of the active segment, where offset `end` was due: a
+    /// damaged tail with nothing valid after it. The log end offset, high watermark and last
+    /// stable offset move back to `end` (the cut batches cannot be served anyway).
+    fn cut(&self, st: &mut LocalLog, pos: u64, end: i64) -> Result<(), StorageError> {
+        tracing::error!(partition = %self.tp, offset = end, "the log now ends before the damaged batch");
+        st.active_mut().truncate_at(pos, end)?;
+        let mut end = end;
+        // Emptied, and the segment before it ends in damage: that is where the log ends.
+        while st.segments.len() > 1 && st.active().size_bytes == 0 {
+            let prev = *st.segments.keys().rev().nth(1).expect("two segments");
+            let Some((at, due)) = st.segments[&prev].damaged_tail else {
+                break;
+            };
+            let active = *st.segments.keys().next_back().expect("two segments");
+            if let Some(empty) = st.segments.remove(&active) {
+                empty.delete_files()?;
+            }
+            let seg = st.segments.get_mut(&prev).expect("listed");
+            seg.skips.remove(&at);
+            seg.truncate_at(at, due)?;
+            end = due;
+        }
+        if let Ok(snaps) = list_snapshots(&st.dir) {
+            for (off, path) in snaps {
+                if off > end {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }
+        st.dir_needs_sync = true;
+        st.cuts += 1;
+        st.visible_active_max = None;
+        st.unstable_txns.retain(|&(_, marker)| marker < end);
+        if st.recovery_point > end {
+            st.recovery_point = end;
+            self.log_dir.set_recovery_point(&self.tp, end);
+        }
+        self.log_end_offset.store(end, Ordering::SeqCst);
+        let hw = self.high_watermark().min(end);
+        self.high_watermark.store(hw, Ordering::SeqCst);
+        let lso = self.compute_lso(st);
+        self.last_stable_offset.store(lso, Ordering::SeqCst);
+        self.visible.send_modify(|v| v.hw = hw);
+        Ok(())
     }
 
     fn set_offline(&self, st: &mut LocalLog, why: String) {
@@ -697,6 +972,60 @@ impl UnifiedLog {
         Ok(count)
     }
 
+    /// The scrubber's pass over this partition: CRC-checks every batch of every segment but
+    /// the active one, reading outside the lock, and quarantines the damage it finds (as a
+    /// read would) before a consumer meets it. Returns the damaged batches found.
+    pub(crate) fn scrub(&self, pace: &mut dyn FnMut(usize) -> bool) -> Result<u64, StorageError> {
+        type Cold = (i64, Arc<File>, u64, BTreeMap<u64, (u64, i64)>, i64);
+        let cold: Vec<Cold> = {
+            let st = self.lock();
+            if st.offline.is_some() {
+                return Ok(0);
+            }
+            let n = st.segments.len();
+            st.segments
+                .values()
+                .take(n - 1)
+                .map(|s| {
+                    (
+                        s.base_offset,
+                        s.log.clone(),
+                        s.size_bytes,
+                        s.skips.clone(),
+                        s.next_offset,
+                    )
+                })
+                .collect()
+        };
+        let mut found = 0;
+        for (base, file, size, mut skips, upper) in cold {
+            let mut from = (0, base);
+            while let Some((pos, expected, why)) =
+                LogSegment::verify(&file, size, &skips, from, upper, 1 << 20, pace)?
+            {
+                let mut st = self.lock();
+                // Deleted by retention (or cut) meanwhile: nothing to do.
+                if !st
+                    .segments
+                    .get(&base)
+                    .is_some_and(|s| Arc::ptr_eq(&s.log, &file) && s.size_bytes == size)
+                {
+                    break;
+                }
+                if !st.segments[&base].skips.contains_key(&pos) {
+                    self.quarantine(&mut st, base, pos, expected, &why)?;
+                    found += 1;
+                }
+                match st.segments.get(&base) {
+                    Some(s) if s.skips.contains_key(&pos) => skips = s.skips.clone(),
+                    _ => break,
+                }
+                from = (pos, expected);
+            }
+        }
+        Ok(found)
+    }
+
     /// Takes what a flush round must fsync; `None` if nothing is unflushed.
     pub(crate) fn prepare_flush(&self) -> Option<FlushTicket> {
         self.queued.store(false, Ordering::SeqCst);
@@ -731,6 +1060,7 @@ impl UnifiedLog {
             files,
             dir,
             active_max,
+            cuts: st.cuts,
         })
     }
 
@@ -742,6 +1072,9 @@ impl UnifiedLog {
             // After a failed fsync the page cache may have dropped the data: nothing written
             // since the last good flush can be trusted any more (Kafka stops the log dir).
             self.set_offline(&mut st, format!("fsync failed: {e}"));
+            return false;
+        }
+        if ticket.cuts != st.cuts {
             return false;
         }
         if ticket.log_end_offset > st.recovery_point {
@@ -1090,7 +1423,7 @@ impl PartitionLog for UnifiedLog {
         max_bytes: usize,
         isolation: Isolation,
     ) -> Result<ReadResult, StorageError> {
-        let st = self.lock();
+        let mut st = self.lock();
         let hw = self.high_watermark();
         let lso = self.last_stable_offset();
         let visible_end = match isolation {
@@ -1108,13 +1441,13 @@ impl PartitionLog for UnifiedLog {
         }
         let mut records = Bytes::new();
         if offset < visible_end {
-            for seg in st.segments.range(st.floor_base(offset)..).map(|(_, s)| s) {
-                if let Some((pos, _)) = seg.find_batch(offset)? {
-                    records = seg.read(pos, max_bytes, visible_end)?;
-                    break;
-                }
-            }
+            records = self.read_valid(&mut st, offset, max_bytes, visible_end)?;
         }
+        // A damaged tail cut off by that read moved these back.
+        let (hw, lso) = (
+            hw.min(self.high_watermark()),
+            lso.min(self.last_stable_offset()),
+        );
         let aborted_transactions = match isolation {
             Isolation::ReadUncommitted => Vec::new(),
             Isolation::ReadCommitted => {

@@ -67,6 +67,13 @@ pub struct PartitionRecovery {
     pub batches_replayed: u64,
     /// First problem found, if any.
     pub problem: Option<String>,
+    /// Damaged batches found (regions: adjacent damaged batches count once), each skipped or,
+    /// at the end of the last segment, cut off. Also counted in
+    /// [`Storage::damaged_batches`](crate::Storage::damaged_batches).
+    pub damaged_batches: u64,
+    /// Offset ranges `[from, to)` lost to damage (skipped regions, cut segment tails); the
+    /// log's offsets have gaps there.
+    pub gaps: Vec<(i64, i64)>,
 }
 
 /// What `LogManager::open` found and did.
@@ -83,7 +90,10 @@ impl RecoveryReport {
     /// Partitions that lost data (truncated or had segments dropped).
     pub fn damaged(&self) -> impl Iterator<Item = &PartitionRecovery> {
         self.partitions.iter().filter(|p| {
-            p.truncated_bytes > 0 || !p.deleted_segments.is_empty() || p.problem.is_some()
+            p.truncated_bytes > 0
+                || !p.deleted_segments.is_empty()
+                || p.problem.is_some()
+                || p.damaged_batches > 0
         })
     }
 }
@@ -172,6 +182,8 @@ impl FlushQueue {
 /// State shared by the manager, every partition log and the flusher.
 pub(crate) struct Shared {
     pub durability: Durability,
+    /// Damaged batches quarantined since start-up (recovery, reads, the scrubber).
+    pub damaged_batches: AtomicU64,
     pub flush_queue: FlushQueue,
     pub data_events: watch::Sender<u64>,
 }
@@ -229,6 +241,7 @@ impl LogManager {
         let (data_events, _) = watch::channel(0u64);
         let shared = Arc::new(Shared {
             durability: config.durability.clone(),
+            damaged_batches: AtomicU64::new(0),
             flush_queue: FlushQueue {
                 inner: Mutex::default(),
                 cond: Condvar::new(),
@@ -288,6 +301,9 @@ impl LogManager {
                     shared: shared.clone(),
                     log_dir: log_dir.clone(),
                 })?;
+                shared
+                    .damaged_batches
+                    .fetch_add(rec.damaged_batches, Ordering::SeqCst);
                 report.partitions.push(rec);
                 logs.insert(tp, (dir_index, log));
             }
@@ -338,6 +354,28 @@ impl LogManager {
                 .spawn(move || retention_loop(weak, &stop, interval))
                 .expect("spawning the retention thread"),
         );
+        if self.config.scrub_interval_ms > 0 {
+            let weak = Arc::downgrade(self);
+            let stop = self.retention_stop.clone();
+            let interval = Duration::from_millis(self.config.scrub_interval_ms);
+            let rate = self.config.scrub_bytes_per_sec.max(1);
+            threads.push(
+                std::thread::Builder::new()
+                    .name("oxbow-scrubber".into())
+                    .spawn(move || scrub_loop(weak, &stop, interval, rate))
+                    .expect("spawning the scrubber thread"),
+            );
+        }
+    }
+
+    /// One scrubber pass over every partition now, unpaced (tests; the scrubber thread runs
+    /// it every `scrub_interval_ms` at `scrub_bytes_per_sec`). Returns the damaged batches found.
+    pub fn scrub_now(&self) -> u64 {
+        self.scrub_pass(&mut |_| true)
+    }
+
+    fn scrub_pass(&self, pace: &mut dyn FnMut(usize) -> bool) -> u64 {
+        scrub_logs(&self.all_logs(), pace)
     }
 
     fn all_logs(&self) -> Vec<Arc<UnifiedLog>> {
@@ -512,6 +550,10 @@ impl Storage for LogManager {
         self.shared.data_events.subscribe()
     }
 
+    fn damaged_batches(&self) -> u64 {
+        self.shared.damaged_batches.load(Ordering::SeqCst)
+    }
+
     fn shutdown(&self) -> Result<(), StorageError> {
         if self.shut_down.swap(true, Ordering::SeqCst) {
             return Ok(());
@@ -658,6 +700,53 @@ fn flusher_loop(shared: &Shared, dirs: &[Arc<LogDir>]) {
                 }
             }
         }
+    }
+}
+
+fn scrub_logs(logs: &[Arc<UnifiedLog>], pace: &mut dyn FnMut(usize) -> bool) -> u64 {
+    let mut found = 0;
+    for log in logs {
+        match log.scrub(pace) {
+            Ok(n) => found += n,
+            Err(e) => {
+                tracing::warn!(partition = %log.topic_partition(), "scrubbing failed: {e}")
+            }
+        }
+    }
+    found
+}
+
+/// Waits `d` unless stopped first; returns whether it was stopped.
+fn sleep_unless_stopped(stop: &StopSignal, d: Duration) -> bool {
+    let stopped = stop.stopped.lock().unwrap();
+    *stop.cond.wait_timeout_while(stopped, d, |s| !*s).unwrap().0
+}
+
+fn scrub_loop(manager: Weak<LogManager>, stop: &StopSignal, interval: Duration, rate: u64) {
+    while !sleep_unless_stopped(stop, interval) {
+        // The manager is not held during the pass (it may be dropped meanwhile: that stops it).
+        let Some(logs) = manager.upgrade().map(|m| m.all_logs()) else {
+            return;
+        };
+        // Paced: after each read, sleep until the bytes read so far took `rate` per second.
+        let started = Instant::now();
+        let mut bytes = 0u64;
+        let mut pace = |n: usize| {
+            bytes += n as u64;
+            let due = Duration::from_secs_f64(bytes as f64 / rate as f64);
+            match due.checked_sub(started.elapsed()) {
+                Some(wait) => !sleep_unless_stopped(stop, wait),
+                None => !*stop.stopped.lock().unwrap(),
+            }
+        };
+        let found = scrub_logs(&logs, &mut pace);
+        drop(logs);
+        tracing::info!(
+            bytes,
+            damaged_batches = found,
+            seconds = started.elapsed().as_secs(),
+            "scrubber pass done"
+        );
     }
 }
 

@@ -14,6 +14,8 @@ fn a_log_dir_in_use_is_refused_until_released() {
         log_dirs: vec![dir.path().to_path_buf()],
         durability: relaxed(),
         retention_check_interval_ms: 300_000,
+        scrub_interval_ms: 0,
+        scrub_bytes_per_sec: 8 << 20,
     });
     match second {
         Err(StorageError::DirLocked(p)) => assert_eq!(p, dir.path()),

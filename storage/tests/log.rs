@@ -610,6 +610,8 @@ fn delete_partition_and_placement() {
         log_dirs: vec![a.path().to_path_buf(), b.path().to_path_buf()],
         durability: relaxed(),
         retention_check_interval_ms: 300_000,
+        scrub_interval_ms: 0,
+        scrub_bytes_per_sec: 8 << 20,
     };
     let (m, _) = LogManager::open(cfg.clone()).unwrap();
     for p in 0..4 {
