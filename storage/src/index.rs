@@ -52,6 +52,24 @@ fn read_all(file: &File) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// The number of leading entries (of `entries`) for which `below` holds, by binary search:
+/// `below` must hold for a prefix of the entries and not after it (the entries are sorted).
+fn partition_point(
+    entries: u64,
+    mut below: impl FnMut(u64) -> io::Result<bool>,
+) -> io::Result<u64> {
+    let (mut lo, mut hi) = (0u64, entries);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if below(mid)? {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(lo)
+}
+
 /// `%020d.index`: sparse map from offset to byte position in the segment's log file.
 pub(crate) struct OffsetIndex {
     /// Shared with the flusher, which fsyncs it after a roll.
@@ -153,15 +171,7 @@ impl OffsetIndex {
 
     /// Drops the entries at or past log position `pos` (the log was cut there).
     pub(crate) fn truncate_to_position(&mut self, pos: u64) -> io::Result<()> {
-        let (mut lo, mut hi) = (0u64, self.entries);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if (self.entry(mid)?.1 as u64) < pos {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
+        let lo = partition_point(self.entries, |mid| Ok((self.entry(mid)?.1 as u64) < pos))?;
         if lo < self.entries {
             self.file.set_len(lo * OFFSET_ENTRY_BYTES)?;
             self.entries = lo;
@@ -176,15 +186,7 @@ impl OffsetIndex {
 
     /// The first entry at or after log position `pos`.
     pub(crate) fn entry_from_position(&self, pos: u64) -> io::Result<Option<(i64, u32)>> {
-        let (mut lo, mut hi) = (0u64, self.entries);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if (self.entry(mid)?.1 as u64) < pos {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
+        let lo = partition_point(self.entries, |mid| Ok((self.entry(mid)?.1 as u64) < pos))?;
         if lo < self.entries {
             self.entry(lo).map(Some)
         } else {
@@ -195,15 +197,7 @@ impl OffsetIndex {
     /// The entry with the largest offset <= `offset`, or (base offset, 0).
     pub(crate) fn lookup(&self, offset: i64) -> io::Result<(i64, u32)> {
         // Binary search for the number of entries with entry offset <= `offset`.
-        let (mut lo, mut hi) = (0u64, self.entries);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if self.entry(mid)?.0 <= offset {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
+        let lo = partition_point(self.entries, |mid| Ok(self.entry(mid)?.0 <= offset))?;
         if lo == 0 {
             Ok((self.base_offset, 0))
         } else {
@@ -321,15 +315,7 @@ impl TimeIndex {
 
     /// Drops the entries naming offsets at or past `offset` (the log was cut there).
     pub(crate) fn truncate_to_offset(&mut self, offset: i64) -> io::Result<()> {
-        let (mut lo, mut hi) = (0u64, self.entries);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if self.entry(mid)?.1 < offset {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
+        let lo = partition_point(self.entries, |mid| Ok(self.entry(mid)?.1 < offset))?;
         if lo < self.entries {
             self.file.set_len(lo * TIME_ENTRY_BYTES)?;
             self.entries = lo;
@@ -345,15 +331,7 @@ impl TimeIndex {
     /// The entry with the largest timestamp strictly below `ts`: no record before that entry's
     /// batch can have a timestamp >= `ts`, so a search may start there.
     pub(crate) fn lookup_below(&self, ts: i64) -> io::Result<Option<(i64, i64)>> {
-        let (mut lo, mut hi) = (0u64, self.entries);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if self.entry(mid)?.0 < ts {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
+        let lo = partition_point(self.entries, |mid| Ok(self.entry(mid)?.0 < ts))?;
         if lo == 0 {
             Ok(None)
         } else {
