@@ -29,6 +29,10 @@ missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# kafkajs needs Node; Debian's nodejs/npm (Node 18) are enough where the machine has none.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  missing+=(nodejs npm)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "matrix: installing ${missing[*]} (apt)"
   sudo=()
