@@ -199,15 +199,8 @@ impl Groups {
         loop {
             let deadline = groups.coordinator.lock().unwrap().next_deadline_ms();
             tracing::trace!(?deadline, "group ticker");
-            let wait_ms = match deadline {
-                Some(d) => d.saturating_sub(now_ms()).clamp(0, 60_000) as u64,
-                None => 60_000,
-            };
-            if wait_ms > 0 {
-                tokio::select! {
-                    _ = tokio::time::sleep(std::time::Duration::from_millis(wait_ms)) => {}
-                    _ = groups.wake.notified() => continue,
-                }
+            if !internal_topics::wait_for_deadline(deadline, &groups.wake).await {
+                continue;
             }
             let pending = {
                 let mut c = groups.coordinator.lock().unwrap();

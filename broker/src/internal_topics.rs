@@ -88,6 +88,26 @@ pub fn append(
     (waits, failure)
 }
 
+/// The longest a coordinator's ticker sleeps without a deadline, so a missed wake-up costs at
+/// most this.
+const MAX_TICK_SLEEP_MS: i64 = 60_000;
+
+/// A coordinator ticker's wait: until `deadline_ms` (now if past), or until `wake` is notified.
+/// Returns `true` when the deadline came (the timers are due), `false` when woken early (the
+/// caller re-reads its deadline, which a request may have moved).
+pub async fn wait_for_deadline(deadline_ms: Option<i64>, wake: &tokio::sync::Notify) -> bool {
+    let wait_ms = deadline_ms
+        .map_or(MAX_TICK_SLEEP_MS, |d| d.saturating_sub(now_ms()))
+        .clamp(0, MAX_TICK_SLEEP_MS) as u64;
+    if wait_ms == 0 {
+        return true;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(std::time::Duration::from_millis(wait_ms)) => true,
+        _ = wake.notified() => false,
+    }
+}
+
 /// Waits until every appended record is durable; `false` if any could not be.
 pub async fn wait_durable(waits: Waits) -> bool {
     let mut ok = true;

@@ -181,15 +181,8 @@ impl Transactions {
         let txns = broker.txns();
         loop {
             let deadline = txns.coordinator.lock().unwrap().next_deadline_ms();
-            let wait_ms = match deadline {
-                Some(d) => d.saturating_sub(now_ms()).clamp(0, 60_000) as u64,
-                None => 60_000,
-            };
-            if wait_ms > 0 {
-                tokio::select! {
-                    _ = tokio::time::sleep(std::time::Duration::from_millis(wait_ms)) => {}
-                    _ = txns.wake.notified() => continue,
-                }
+            if !internal_topics::wait_for_deadline(deadline, &txns.wake).await {
+                continue;
             }
             let result = Self::call(&broker, |c, now, _| c.tick(now)).await;
             if result.is_err() {
