@@ -56,6 +56,21 @@ def run(scenario, fn, *args):
     print(f"  [{CLIENT} {VERSION}] {scenario}: {time.time() - start:.1f}s", file=sys.stderr, flush=True)
 
 
+def run_all(scenarios, run_one=None):
+    """Runs the matrix's scenarios, in the order MATRIX.md lists them, with the runner's
+    functions: `scenarios` maps scenario names (and "codec", called once per codec in CODECS)
+    to functions; `run_one` is the runner's own `run` when it needs one (aiokafka's runs
+    coroutines), else `run` above."""
+    run_one = run_one or run
+    run_one("metadata_autocreate", scenarios["metadata_autocreate"])
+    for c in CODECS:
+        run_one(f"codec_{c}", scenarios["codec"], c)
+    for name in ("keyed_partitioning", "seek_offset", "seek_timestamp", "group_rebalance_commit",
+                 "idempotent_produce", "admin_topics", "admin_configs", "group_admin",
+                 "transactions"):
+        run_one(name, scenarios[name])
+
+
 def records(n, tag):
     """n records: key, value, headers (a duplicate header key and a binary value)."""
     return [(f"k{i % 4}".encode(), f"{tag}-{i}".encode(),

@@ -356,15 +356,16 @@ def transactions():
 
 
 matrixlib.CLIENT, matrixlib.VERSION = "kafka-python", kafka.__version__ + ('' if API is None else ' api_version=' + '.'.join(map(str, API)))
-run("metadata_autocreate", metadata_autocreate)
-for c in CODECS:
-    run(f"codec_{c}", codec, c)
-run("keyed_partitioning", keyed)
-run("seek_offset", seek_offset)
-run("seek_timestamp", seek_timestamp)
-run("group_rebalance_commit", group)
-run("idempotent_produce", idempotent)
-run("admin_topics", admin_topics)
-run("admin_configs", admin_configs)
-run("group_admin", group_admin)
-run("transactions", transactions)
+matrixlib.run_all({
+    "metadata_autocreate": metadata_autocreate,
+    "codec": codec,
+    "keyed_partitioning": keyed,
+    "seek_offset": seek_offset,
+    "seek_timestamp": seek_timestamp,
+    "group_rebalance_commit": group,
+    "idempotent_produce": idempotent,
+    "admin_topics": admin_topics,
+    "admin_configs": admin_configs,
+    "group_admin": group_admin,
+    "transactions": transactions,
+})

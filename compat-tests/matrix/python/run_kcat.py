@@ -170,15 +170,16 @@ def na(why):
 
 matrixlib.CLIENT = "kcat"
 matrixlib.VERSION = kcat_version()
-run("metadata_autocreate", metadata_autocreate)
-for c in CODECS:
-    run(f"codec_{c}", codec, c)
-run("keyed_partitioning", keyed)
-run("seek_offset", seek_offset)
-run("seek_timestamp", seek_timestamp)
-run("group_rebalance_commit", group)
-run("idempotent_produce", idempotent)
-run("admin_topics", na("kcat has no topic create/delete commands"))
-run("admin_configs", na("kcat has no config commands"))
-run("group_admin", na("kcat has no group describe/reset/delete commands"))
-run("transactions", transactions)
+matrixlib.run_all({
+    "metadata_autocreate": metadata_autocreate,
+    "codec": codec,
+    "keyed_partitioning": keyed,
+    "seek_offset": seek_offset,
+    "seek_timestamp": seek_timestamp,
+    "group_rebalance_commit": group,
+    "idempotent_produce": idempotent,
+    "admin_topics": na("kcat has no topic create/delete commands"),
+    "admin_configs": na("kcat has no config commands"),
+    "group_admin": na("kcat has no group describe/reset/delete commands"),
+    "transactions": transactions,
+})
